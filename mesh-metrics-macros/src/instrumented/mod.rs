@@ -1,0 +1,57 @@
+//! `#[instrumented]`: parse the arguments, find the shape of the item, expand.
+
+mod args;
+mod async_shape;
+mod expand;
+mod returns;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Entry point: never panics; every error becomes a `compile_error!` emitted
+/// beside the user's unchanged item, so the rest of the crate still compiles.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let original = item.clone();
+    try_expand(args, item).unwrap_or_else(|error| {
+        let mut tokens = error.into_compile_error();
+        tokens.extend(original);
+        tokens
+    })
+}
+
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args = syn::parse::Parser::parse2(args::parser(), args)?;
+    match syn::parse2::<syn::Item>(item)? {
+        syn::Item::Fn(function) => {
+            let site = args.resolve(None, &function.sig)?;
+            expand::function(&site, function)
+        }
+        syn::Item::Impl(block) => expand::impl_block(&args, block),
+        other => Err(not_a_fn(&other)),
+    }
+}
+
+fn not_a_fn(item: &syn::Item) -> syn::Error {
+    let (what, tokens) = match item {
+        syn::Item::Struct(s) => ("a struct", {
+            let (keyword, ident) = (&s.struct_token, &s.ident);
+            quote!(#keyword #ident)
+        }),
+        syn::Item::Enum(e) => ("an enum", {
+            let (keyword, ident) = (&e.enum_token, &e.ident);
+            quote!(#keyword #ident)
+        }),
+        syn::Item::Trait(t) => ("a trait definition", {
+            let (keyword, ident) = (&t.trait_token, &t.ident);
+            quote!(#keyword #ident)
+        }),
+        other => ("this item", quote!(#other)),
+    };
+    syn::Error::new_spanned(
+        tokens,
+        format!(
+            "#[instrumented] cannot be used on {what}; put it on a `fn`, an `async fn`, \
+             a method, or an `impl` block"
+        ),
+    )
+}

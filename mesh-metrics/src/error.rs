@@ -1,0 +1,80 @@
+//! The one error type of mesh-metrics. Every message says what to do.
+
+use std::net::{AddrParseError, SocketAddr};
+
+/// Everything that can go wrong when configuring, installing or registering.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}; another process may hold the port, choose another with `.listen(...)`")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listen address that does not parse.
+    #[error("invalid listen address ({0}); write it as \"127.0.0.1:9464\"")]
+    Address(#[from] AddrParseError),
+    /// `install()` was called while an exporter is already installed.
+    #[error(
+        "a mesh-metrics exporter is already installed in this process; install once at start-up and keep its handle"
+    )]
+    AlreadyInstalled,
+    /// Some other `metrics` recorder was installed first.
+    #[error(
+        "another `metrics` recorder is already installed in this process; mesh-metrics installs \
+         metrics-exporter-prometheus as the recorder so facade metrics reach the same /metrics: remove the other one"
+    )]
+    RecorderAlreadySet,
+    /// Histogram buckets that are not finite, strictly increasing and non-empty.
+    #[error("invalid buckets for {metric}: {reason}")]
+    Buckets {
+        /// The metric (or `default`).
+        metric: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A label name outside the Prometheus grammar.
+    #[error("invalid label name {name:?}: label names match [a-zA-Z_][a-zA-Z0-9_]* and must not start with \"__\"")]
+    LabelName {
+        /// The name given.
+        name: String,
+    },
+    /// Buckets were configured for a histogram that already recorded with others.
+    #[error(
+        "the histogram {metric} already holds observations in other buckets; install the exporter \
+         before the first instrumented call, or leave its buckets as they are"
+    )]
+    LayoutAfterUse {
+        /// The histogram.
+        metric: String,
+    },
+    /// The same metric name registered with another type or label set.
+    #[error(
+        "{metric} is registered as {registered} and now requested as {requested}; a metric name has one type and one label set"
+    )]
+    Conflict {
+        /// The metric.
+        metric: String,
+        /// What it was registered as.
+        registered: String,
+        /// What was asked for now.
+        requested: String,
+    },
+    /// A wrong number of label values.
+    #[error("{metric} has {expected} labels, but {got} values were given")]
+    LabelCount {
+        /// The metric.
+        metric: String,
+        /// Its number of labels.
+        expected: usize,
+        /// The number of values given.
+        got: usize,
+    },
+    /// The exporter's own runtime thread could not start.
+    #[error("cannot start the exporter's runtime thread: {0}")]
+    Runtime(#[source] std::io::Error),
+}

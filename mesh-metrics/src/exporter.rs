@@ -1,0 +1,315 @@
+//! The exporter: configuration, install, and the handle that keeps it alive.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::{oneshot, watch};
+
+use crate::registry::{self, Cell, Descriptor, Layout, MetricKind, Registry};
+use crate::render::{self, GlobalLabels};
+use crate::{Error, http, names};
+
+/// The default listen address: loopback only. Expose it wider on purpose,
+/// with `.listen("0.0.0.0:9464".parse()?)`.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Entry point: `Exporter::builder()`.
+#[derive(Debug)]
+pub struct Exporter(());
+
+impl Exporter {
+    /// A builder with the defaults: `127.0.0.1:9464`, the guide's buckets.
+    pub fn builder() -> ExporterBuilder {
+        ExporterBuilder {
+            listen: DEFAULT_LISTEN,
+            buckets: None,
+            buckets_for: Vec::new(),
+            global_labels: Vec::new(),
+            agent_info: None,
+            upkeep_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Configures and installs the exporter.
+#[derive(Debug, Clone)]
+#[must_use = "call .install() to start the exporter"]
+pub struct ExporterBuilder {
+    listen: SocketAddr,
+    buckets: Option<Vec<f64>>,
+    buckets_for: Vec<(String, Vec<f64>)>,
+    global_labels: Vec<(String, String)>,
+    agent_info: Option<[String; 3]>,
+    upkeep_interval: Duration,
+}
+
+impl ExporterBuilder {
+    /// Where to serve `/metrics` (default `127.0.0.1:9464`; port 0 picks a free one).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The bucket layout of every histogram without its own (default: the
+    /// guide's 5 ms … 5 s). Checked at install: finite, strictly increasing, non-empty.
+    pub fn buckets(mut self, bounds: &[f64]) -> Self {
+        self.buckets = Some(bounds.to_vec());
+        self
+    }
+
+    /// The bucket layout of one histogram family, by exact name. One layout
+    /// per family: `sum by (le)` across series with different buckets is wrong.
+    pub fn buckets_for(mut self, metric: impl Into<String>, bounds: &[f64]) -> Self {
+        self.buckets_for.push((metric.into(), bounds.to_vec()));
+        self
+    }
+
+    /// A label added to every series this process exposes.
+    pub fn global_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.global_labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// Exposes `mcp_mesh_agent_info{agent_name, version, capabilities} 1`;
+    /// capabilities are joined with commas, as the guide does.
+    pub fn agent_info(mut self, name: impl Into<String>, version: impl Into<String>, capabilities: &[&str]) -> Self {
+        self.agent_info = Some([name.into(), version.into(), capabilities.join(",")]);
+        self
+    }
+
+    /// How often facade histograms are drained into their buckets (default 5 s).
+    pub fn upkeep_interval(mut self, every: Duration) -> Self {
+        self.upkeep_interval = every;
+        self
+    }
+
+    /// Installs the exporter: the `metrics` recorder, every instrumented call
+    /// site's series at zero, and the `/metrics` server.
+    ///
+    /// Inside a tokio runtime the server is a task of that runtime; outside one
+    /// it runs on a small runtime of its own thread. Errors (a port in use, a
+    /// second install, bad buckets or labels) come back as [`Error`] values.
+    pub fn install(self) -> Result<ExporterHandle, Error> {
+        let (default_layout, per_metric) = self.layouts()?;
+        for (name, _) in &self.global_labels {
+            check_label_name(name)?;
+        }
+        if INSTALLED.swap(true, Ordering::SeqCst) {
+            return Err(Error::AlreadyInstalled);
+        }
+        self.install_once(default_layout, per_metric).inspect_err(|_| INSTALLED.store(false, Ordering::SeqCst))
+    }
+
+    fn install_once(
+        self,
+        default_layout: Layout,
+        per_metric: HashMap<String, Layout>,
+    ) -> Result<ExporterHandle, Error> {
+        let listener =
+            std::net::TcpListener::bind(self.listen).map_err(|source| Error::Bind { addr: self.listen, source })?;
+        listener.set_nonblocking(true).map_err(|source| Error::Bind { addr: self.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: self.listen, source })?;
+
+        let registry = registry::global();
+        registry.set_layouts(default_layout.clone(), per_metric.clone())?;
+        let facade = facade_recorder(&default_layout, &per_metric, &self.global_labels)?;
+        let facade_handle = facade.handle();
+        metrics::set_global_recorder(facade).map_err(|_| Error::RecorderAlreadySet)?;
+
+        for site in crate::__private::CALL_SITES {
+            site.register();
+        }
+        if let Some([name, version, capabilities]) = &self.agent_info {
+            set_agent_info(registry, name, version, capabilities)?;
+        }
+
+        let renderer = Arc::new(Renderer {
+            registry,
+            global: GlobalLabels::new(&self.global_labels),
+            facade: facade_handle,
+            reported_clashes: Mutex::new(HashSet::new()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let (done_tx, done) = oneshot::channel();
+        let server = http::Server { renderer: renderer.clone(), stop: stopped, upkeep_interval: self.upkeep_interval };
+        let run = async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => server.run(listener).await,
+                Err(error) => tracing::error!(%error, "mesh-metrics: cannot serve /metrics"),
+            }
+            let _ = done_tx.send(());
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(run);
+            }
+            Err(_) => {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
+                std::thread::Builder::new()
+                    .name("mesh-metrics-exporter".into())
+                    .spawn(move || runtime.block_on(run))
+                    .map_err(Error::Runtime)?;
+            }
+        }
+        Ok(ExporterHandle { local_addr, renderer, stop: Some(stop), done: Some(done) })
+    }
+
+    fn layouts(&self) -> Result<(Layout, HashMap<String, Layout>), Error> {
+        let checked = |metric: &str, bounds: &[f64]| {
+            Layout::new(bounds).map_err(|reason| Error::Buckets { metric: metric.to_owned(), reason })
+        };
+        let default = match &self.buckets {
+            Some(bounds) => checked("default", bounds)?,
+            None => Layout::default_latency(),
+        };
+        let mut per_metric = HashMap::new();
+        for (metric, bounds) in &self.buckets_for {
+            per_metric.insert(metric.clone(), checked(metric, bounds)?);
+        }
+        Ok((default, per_metric))
+    }
+}
+
+fn check_label_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__");
+    if valid { Ok(()) } else { Err(Error::LabelName { name: name.to_owned() }) }
+}
+
+fn facade_recorder(
+    default: &Layout,
+    per_metric: &HashMap<String, Layout>,
+    global_labels: &[(String, String)],
+) -> Result<metrics_exporter_prometheus::PrometheusRecorder, Error> {
+    let bucket_error = |metric: &str, error: metrics_exporter_prometheus::BuildError| Error::Buckets {
+        metric: metric.to_owned(),
+        reason: error.to_string(),
+    };
+    // Without buckets it would render histograms as summaries.
+    let mut builder = PrometheusBuilder::new().set_buckets(default.bounds()).map_err(|e| bucket_error("default", e))?;
+    for (metric, layout) in per_metric {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(metric.clone()), layout.bounds())
+            .map_err(|e| bucket_error(metric, e))?;
+    }
+    for (name, value) in global_labels {
+        builder = builder.add_global_label(name, value);
+    }
+    Ok(builder.build_recorder())
+}
+
+fn set_agent_info(registry: &Registry, name: &str, version: &str, capabilities: &str) -> Result<(), Error> {
+    const INFO: Descriptor = Descriptor {
+        name: std::borrow::Cow::Borrowed(names::AGENT_INFO),
+        help: std::borrow::Cow::Borrowed("MCP Mesh agent information"),
+        kind: MetricKind::Gauge,
+        label_names: std::borrow::Cow::Borrowed(&["agent_name", "version", "capabilities"]),
+    };
+    let series = registry.family(&INFO)?.series(&[name, version, capabilities], |_| Cell::Gauge(Default::default()))?;
+    if let Cell::Gauge(gauge) = series.cell() {
+        gauge.set(1.0);
+    }
+    Ok(())
+}
+
+/// Renders mesh-metrics' families followed by the `metrics` facade's.
+#[derive(Debug)]
+pub(crate) struct Renderer {
+    registry: &'static Registry,
+    global: GlobalLabels,
+    facade: PrometheusHandle,
+    reported_clashes: Mutex<HashSet<String>>,
+}
+
+impl Renderer {
+    /// The classic text exposition.
+    pub(crate) fn classic(&self) -> String {
+        let families = self.registry.families();
+        let mut out = String::with_capacity(16 * 1024);
+        render::classic(&mut out, &families, &self.global);
+        let ours: HashSet<&str> = families.iter().map(|f| &*f.descriptor().name).collect();
+        self.append_facade(&mut out, &ours);
+        out
+    }
+
+    pub(crate) fn run_upkeep(&self) {
+        self.facade.run_upkeep();
+    }
+
+    /// Appends the facade's exposition, leaving out any family that is also
+    /// one of ours: two `# TYPE` lines for one name would make the whole scrape
+    /// fail. Each clash is logged once.
+    fn append_facade(&self, out: &mut String, ours: &HashSet<&str>) {
+        let facade = self.facade.render();
+        let mut skipping = false;
+        for line in facade.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+                let name = rest.split(' ').next().unwrap_or_default();
+                skipping = ours.contains(name);
+                if skipping && self.first_report(name) {
+                    tracing::warn!(
+                        metric = name,
+                        "mesh-metrics: a `metrics` facade family has the same name as one of mesh-metrics' \
+                         own; the facade's series are left out of /metrics, rename one of them"
+                    );
+                }
+            }
+            if !skipping && !line.is_empty() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+
+    fn first_report(&self, name: &str) -> bool {
+        self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned())
+    }
+}
+
+/// Keeps the exporter running; dropping it stops the server.
+#[derive(Debug)]
+pub struct ExporterHandle {
+    local_addr: SocketAddr,
+    renderer: Arc<Renderer>,
+    stop: Option<watch::Sender<bool>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl ExporterHandle {
+    /// The address `/metrics` is served on (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The classic text exposition, as `/metrics` serves it.
+    pub fn render(&self) -> String {
+        self.renderer.classic()
+    }
+
+    /// Stops accepting scrapes, lets in-flight ones finish, and frees the port.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for ExporterHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}

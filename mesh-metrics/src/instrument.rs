@@ -1,0 +1,306 @@
+//! What `#[instrumented]` expands to: a call site resolved once, and a guard
+//! (sync) or a future wrapper (async) that records every way a call can end.
+//!
+//! The recording path is two clock reads and five relaxed atomic adds (in-flight
+//! +1 and -1, the status counter, one histogram bucket, the histogram sum).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use crate::names;
+use crate::registry::{self, Cell, Descriptor, Histogram, MetricKind, Series};
+
+/// How a call ended: the `status` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Returned normally with a value that is not an error.
+    Success = 0,
+    /// Returned an error (`Err`, `?`, an `error_if` match) or panicked.
+    Error = 1,
+    /// An async call whose future was dropped before it finished.
+    Cancelled = 2,
+}
+
+impl Status {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        names::STATUSES[self as usize]
+    }
+}
+
+const REQUESTS: Descriptor = Descriptor {
+    name: std::borrow::Cow::Borrowed(names::REQUESTS_TOTAL),
+    help: std::borrow::Cow::Borrowed("Total number of requests processed"),
+    kind: MetricKind::Counter,
+    label_names: std::borrow::Cow::Borrowed(&["agent", "method", "status"]),
+};
+
+const DURATION: Descriptor = Descriptor {
+    name: std::borrow::Cow::Borrowed(names::REQUEST_DURATION_SECONDS),
+    help: std::borrow::Cow::Borrowed("Request duration in seconds"),
+    kind: MetricKind::Histogram,
+    label_names: std::borrow::Cow::Borrowed(&["agent", "method"]),
+};
+
+const CONNECTIONS: Descriptor = Descriptor {
+    name: std::borrow::Cow::Borrowed(names::CONNECTIONS_ACTIVE),
+    help: std::borrow::Cow::Borrowed("Number of active connections"),
+    kind: MetricKind::Gauge,
+    label_names: std::borrow::Cow::Borrowed(&["agent", "type"]),
+};
+
+/// The fixed labels of one instrumented fn, and its series once resolved.
+#[derive(Debug)]
+pub struct CallSite {
+    agent: &'static str,
+    method: &'static str,
+    connection_type: &'static str,
+    handles: OnceLock<Option<Handles>>,
+}
+
+#[derive(Debug)]
+struct Handles {
+    requests: [Arc<Series>; 3],
+    duration: Arc<Series>,
+    in_flight: Arc<Series>,
+}
+
+impl CallSite {
+    /// A call site; `const` so it lives in a `static` of the instrumented fn.
+    pub const fn new(agent: &'static str, method: &'static str, connection_type: &'static str) -> Self {
+        Self { agent, method, connection_type, handles: OnceLock::new() }
+    }
+
+    /// The agent label.
+    pub fn agent(&self) -> &'static str {
+        self.agent
+    }
+
+    /// The method label.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// Resolves the series once; later calls are one atomic load.
+    #[inline]
+    fn handles(&self) -> Option<&Handles> {
+        self.handles.get_or_init(|| self.resolve()).as_ref()
+    }
+
+    /// Creates this site's series at zero (the exporter does this at install
+    /// for every site, so `rate()` works from the first scrape).
+    pub fn register(&self) {
+        let _ = self.handles();
+    }
+
+    fn resolve(&self) -> Option<Handles> {
+        let registry = registry::global();
+        let resolved = (|| {
+            let requests_family = registry.family(&REQUESTS)?;
+            let counter = || Cell::Counter(Default::default());
+            let requests = [
+                requests_family.series(&[self.agent, self.method, Status::Success.as_str()], |_| counter())?,
+                requests_family.series(&[self.agent, self.method, Status::Error.as_str()], |_| counter())?,
+                requests_family.series(&[self.agent, self.method, Status::Cancelled.as_str()], |_| counter())?,
+            ];
+            let duration = registry
+                .family(&DURATION)?
+                .series(&[self.agent, self.method], |layout| Cell::Histogram(Histogram::new(layout.clone())))?;
+            let in_flight = registry
+                .family(&CONNECTIONS)?
+                .series(&[self.agent, self.connection_type], |_| Cell::InFlight(Default::default()))?;
+            Ok::<_, crate::Error>(Handles { requests, duration, in_flight })
+        })();
+        // The descriptors above are ours and fixed; the only way this fails is a
+        // user registering one of our names with another shape first. Recording
+        // then stops for this site rather than mixing two metrics in one family.
+        resolved.map_err(|error| tracing::error!(%error, "mesh-metrics: cannot record calls")).ok()
+    }
+}
+
+impl Handles {
+    #[inline]
+    fn enter(&self) {
+        if let Cell::InFlight(in_flight) = self.in_flight.cell() {
+            in_flight.enter();
+        }
+    }
+
+    #[inline]
+    fn exit(&self, status: Status, started: quanta::Instant) {
+        let elapsed = quanta::Instant::now().saturating_duration_since(started);
+        if let Cell::Histogram(histogram) = self.duration.cell() {
+            histogram.observe_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+        if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
+            counter.increment(1);
+        }
+        if let Cell::InFlight(in_flight) = self.in_flight.cell() {
+            in_flight.exit();
+        }
+    }
+}
+
+/// The guard of a sync call. `finish` records the status of a returned value;
+/// dropped unfinished it records `error` when panicking, otherwise the status
+/// of a `?` exit (`residual`).
+#[must_use]
+#[derive(Debug)]
+pub struct CallGuard {
+    site: &'static CallSite,
+    started: quanta::Instant,
+    residual: Status,
+}
+
+impl CallGuard {
+    /// Counts the call as in flight and starts its clock.
+    #[inline]
+    pub fn enter(site: &'static CallSite, residual: Status) -> Self {
+        if let Some(handles) = site.handles() {
+            handles.enter();
+        }
+        Self { site, started: quanta::Instant::now(), residual }
+    }
+
+    /// Records a normal return with `status`.
+    #[inline]
+    pub fn finish(self, status: Status) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.record(status);
+    }
+
+    #[inline]
+    fn record(&self, status: Status) {
+        if let Some(handles) = self.site.handles() {
+            handles.exit(status, self.started);
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let status = if std::thread::panicking() { Status::Error } else { self.residual };
+        self.record(status);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An instrumented future: in flight from its first poll, classified when
+    /// ready, `cancelled` when dropped before that, `error` if a poll panicked.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Instrumented<T, F, C> {
+        #[pin]
+        inner: F,
+        classify: C,
+        state: State,
+        site: &'static CallSite,
+        _output: std::marker::PhantomData<fn() -> T>,
+    }
+
+    impl<T, F, C> PinnedDrop for Instrumented<T, F, C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let status = match *this.state {
+                State::Running(_) => Status::Cancelled,
+                State::Panicked(_) => Status::Error,
+                State::NotStarted | State::Done => return,
+            };
+            let (State::Running(started) | State::Panicked(started)) = *this.state else { return };
+            if let Some(handles) = this.site.handles() {
+                handles.exit(status, started);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    NotStarted,
+    Running(quanta::Instant),
+    Panicked(quanta::Instant),
+    Done,
+}
+
+impl<T, F, C> Instrumented<T, F, C>
+where
+    F: Future<Output = T>,
+    C: Fn(&T) -> Status,
+{
+    /// Wraps `inner`; `classify` decides the status of its output.
+    pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
+        Self { inner, classify, state: State::NotStarted, site, _output: std::marker::PhantomData }
+    }
+}
+
+impl<T, F, C> Future for Instrumented<T, F, C>
+where
+    F: Future<Output = T>,
+    C: Fn(&T) -> Status,
+{
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        let started = match *this.state {
+            State::Running(started) => started,
+            State::NotStarted => {
+                if let Some(handles) = this.site.handles() {
+                    handles.enter();
+                }
+                quanta::Instant::now()
+            }
+            // Polled again after completion or a panic: not ours to judge.
+            State::Done | State::Panicked(_) => return this.inner.poll(cx),
+        };
+        // Marked as panicked until the inner poll returns normally, so a panic
+        // that unwinds through here (and is caught further up, as tokio does
+        // for tasks) is counted as an error, not a cancellation.
+        *this.state = State::Panicked(started);
+        let polled = this.inner.poll(cx);
+        *this.state = State::Running(started);
+        if let Poll::Ready(output) = &polled {
+            *this.state = State::Done;
+            if let Some(handles) = this.site.handles() {
+                handles.exit((this.classify)(output), started);
+            }
+        }
+        polled
+    }
+}
+
+/// Autoref-specialised status of a return value: `Result` and `Option` by
+/// their variant, anything else a success. `.1` says whether `None` is an error.
+#[derive(Debug)]
+pub struct Probe<'a, T: ?Sized>(pub &'a T, pub bool);
+
+/// Picked first for `Result` and `Option` (see [`Probe`]).
+pub trait TypedStatus {
+    /// The status of the probed value.
+    fn __mesh_status(&self) -> Status;
+}
+
+impl<T, E> TypedStatus for Probe<'_, Result<T, E>> {
+    fn __mesh_status(&self) -> Status {
+        if self.0.is_ok() { Status::Success } else { Status::Error }
+    }
+}
+
+impl<T> TypedStatus for Probe<'_, Option<T>> {
+    fn __mesh_status(&self) -> Status {
+        if self.0.is_none() && self.1 { Status::Error } else { Status::Success }
+    }
+}
+
+/// The fallback for every other type (see [`Probe`]).
+pub trait OtherStatus {
+    /// Always a success.
+    fn __mesh_status(&self) -> Status;
+}
+
+impl<T: ?Sized> OtherStatus for &Probe<'_, T> {
+    fn __mesh_status(&self) -> Status {
+        Status::Success
+    }
+}

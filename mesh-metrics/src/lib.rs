@@ -1,0 +1,125 @@
+//! Prometheus instrumentation for MCP Mesh agents.
+//!
+//! Put one attribute on a method and get, with no hand-written metric code,
+//! the guide's request counter, latency histogram and in-flight gauge:
+//!
+//! ```
+//! use mesh_metrics::instrumented;
+//!
+//! struct WeatherAgent;
+//!
+//! #[instrumented(agent = "weather-agent")]
+//! impl WeatherAgent {
+//!     pub fn get_current(&self, location: &str) -> Result<f64, String> {
+//!         if location.is_empty() { return Err("no location".into()); }
+//!         Ok(21.5)
+//!     }
+//! }
+//!
+//! let agent = WeatherAgent;
+//! agent.get_current("Lisbon").unwrap();
+//! let _ = agent.get_current("");
+//!
+//! let snapshot = mesh_metrics::snapshot();
+//! let calls = |status| snapshot.value("mcp_mesh_requests_total",
+//!     &[("agent", "weather-agent"), ("method", "get_current"), ("status", status)]);
+//! assert_eq!((calls("success"), calls("error")), (1.0, 1.0));
+//! ```
+//!
+//! Then serve them with [`Exporter`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mesh_metrics::Error> {
+//! let exporter = mesh_metrics::Exporter::builder()
+//!     .listen("127.0.0.1:9464".parse()?) // loopback is the default
+//!     .agent_info("weather-agent", "1.0.0", &["weather_forecast", "weather_current"])
+//!     .install()?;                       // recorder + /metrics
+//! # exporter.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The metric names are the guide's ([`names`]); the design contract is
+//! DESIGN.md in the repository.
+
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod error;
+mod exporter;
+mod http;
+mod instrument;
+pub mod names;
+pub mod registry;
+mod render;
+
+pub use error::Error;
+pub use exporter::{DEFAULT_LISTEN, Exporter, ExporterBuilder, ExporterHandle};
+pub use instrument::Status;
+pub use registry::Snapshot;
+
+/// Records request count, latency and in-flight calls of a fn, a method, or
+/// every `pub fn` of an `impl` block (every fn of a trait impl).
+///
+/// Each call records
+/// * `mcp_mesh_requests_total{agent, method, status}` — `status` is `success`,
+///   `error` (an `Err`, a `?` exit, a panic) or `cancelled` (an async call whose
+///   future was dropped before it finished);
+/// * `mcp_mesh_request_duration_seconds{agent, method}` — wall time;
+/// * `mcp_mesh_connections_active{agent, type}` — in flight, back to where it
+///   was on every exit path.
+///
+/// The function's signature, attributes, docs and behaviour are unchanged:
+/// only its body is wrapped, and a panic keeps unwinding.
+///
+/// # Arguments
+///
+/// | key | value | default |
+/// |---|---|---|
+/// | `agent` | string literal | required (on the fn or its impl block) |
+/// | `method` | string literal | the fn's name |
+/// | `connection_type` | string literal, the gauge's `type` label | `"client"` |
+/// | `error_if` | path of `fn(&Ret) -> bool`: `true` means error | `Err` is an error |
+/// | `ok_if` | path of `fn(&Ret) -> bool`: `true` means success | `Err` is an error |
+/// | `none_is` | `"success"` or `"error"`, for fns returning `Option` | `"success"` |
+/// | `skip` | (flag) on a fn inside an instrumented impl block: leave it alone | |
+///
+/// ```
+/// # use mesh_metrics::instrumented;
+/// #[derive(Debug)] struct Reply { code: u16 }
+/// fn is_server_error(reply: &Reply) -> bool { reply.code >= 500 }
+///
+/// #[instrumented(agent = "gateway", method = "forward", error_if = is_server_error)]
+/// async fn forward(code: u16) -> Reply { Reply { code } }
+///
+/// #[instrumented(agent = "cache", none_is = "error")]
+/// fn lookup(key: &str) -> Option<u32> { key.parse().ok() }
+/// # assert_eq!(lookup("7"), Some(7));
+/// ```
+///
+/// Labels are literals so that each call site is resolved once; a value from a
+/// variable does not compile:
+///
+/// ```compile_fail
+/// # use mesh_metrics::instrumented;
+/// const AGENT: &str = "weather-agent";
+/// #[instrumented(agent = AGENT)] // error: `agent` takes a string literal
+/// fn get_current() {}
+/// ```
+#[doc(inline)]
+pub use mesh_metrics_macros::instrumented;
+
+/// A copy of every value in the process-wide registry.
+pub fn snapshot() -> Snapshot {
+    registry::global().snapshot()
+}
+
+/// Support for the generated code. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::instrument::{CallGuard, CallSite, Instrumented, OtherStatus, Probe, Status, TypedStatus};
+    pub use linkme;
+
+    /// Every `#[instrumented]` call site in the program, registered at install.
+    #[linkme::distributed_slice]
+    pub static CALL_SITES: [&'static CallSite];
+}

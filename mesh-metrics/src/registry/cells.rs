@@ -1,0 +1,209 @@
+//! The storage of one series: relaxed atomics, nothing else.
+//!
+//! Relaxed ordering is enough: each value is read on its own at scrape time,
+//! and Prometheus tolerates a histogram's `_sum` being a few observations ahead
+//! of or behind its buckets, as every client library's histograms are.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use super::Layout;
+
+/// A monotonic counter. Whole increments are one `fetch_add`; fractional ones
+/// (revenue, bytes per second) add to a separate `f64` part, so the common case
+/// never pays for a compare-and-swap.
+#[derive(Debug, Default)]
+pub struct Counter {
+    whole: AtomicU64,
+    fraction_bits: AtomicU64,
+}
+
+impl Counter {
+    /// Adds a whole number.
+    #[inline]
+    pub fn increment(&self, by: u64) {
+        self.whole.fetch_add(by, Relaxed);
+    }
+
+    /// Adds a non-negative amount. Negative, NaN and infinite amounts are
+    /// refused (a counter only goes up) and `false` is returned.
+    pub fn add(&self, amount: f64) -> bool {
+        if !(amount.is_finite() && amount >= 0.0) {
+            return false;
+        }
+        if amount.fract() == 0.0 && amount < u64::MAX as f64 {
+            self.increment(amount as u64);
+        } else {
+            add_f64(&self.fraction_bits, amount);
+        }
+        true
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        self.whole.load(Relaxed) as f64 + f64::from_bits(self.fraction_bits.load(Relaxed))
+    }
+}
+
+/// A gauge holding any `f64`.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    bits: AtomicU64,
+}
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, value: f64) {
+        self.bits.store(value.to_bits(), Relaxed);
+    }
+
+    /// Adds `delta` (negative to decrease).
+    pub fn add(&self, delta: f64) {
+        add_f64(&self.bits, delta);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Relaxed))
+    }
+}
+
+/// A gauge of whole things in flight: `+1` on entry, `-1` on exit, one
+/// `fetch_add` each.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicI64,
+}
+
+impl InFlight {
+    /// One more in flight.
+    #[inline]
+    pub fn enter(&self) {
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// One fewer in flight.
+    #[inline]
+    pub fn exit(&self) {
+        self.count.fetch_sub(1, Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.count.load(Relaxed)
+    }
+}
+
+/// A fixed-bucket histogram. Buckets are stored per bucket (not cumulative), so
+/// an observation is one bucket `fetch_add` plus one add to the sum; the count
+/// is the sum of the buckets, computed at scrape time.
+#[derive(Debug)]
+pub struct Histogram {
+    layout: Arc<Layout>,
+    /// One per bound, then the `+Inf` bucket.
+    buckets: Box<[AtomicU64]>,
+    /// Sum of `observe` values, as `f64` bits.
+    sum_bits: AtomicU64,
+    /// Sum of `observe_nanos` values: durations add exactly, in one `fetch_add`.
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn new(layout: Arc<Layout>) -> Self {
+        let buckets = (0..=layout.bounds().len()).map(|_| AtomicU64::new(0)).collect();
+        Self { layout, buckets, sum_bits: AtomicU64::new(0), sum_nanos: AtomicU64::new(0) }
+    }
+
+    /// Records one observation. NaN is refused (it has no bucket and would
+    /// poison the sum) and `false` is returned.
+    pub fn observe(&self, value: f64) -> bool {
+        if value.is_nan() {
+            return false;
+        }
+        let index = self.layout.bounds().partition_point(|bound| *bound < value);
+        self.bump(index);
+        add_f64(&self.sum_bits, value);
+        true
+    }
+
+    /// Records a duration given in nanoseconds; the sum stays exact.
+    #[inline]
+    pub fn observe_nanos(&self, nanos: u64) {
+        let index = self.layout.nanos().iter().position(|bound| nanos <= *bound);
+        self.bump(index.unwrap_or(self.layout.nanos().len()));
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    #[inline]
+    fn bump(&self, index: usize) {
+        if let Some(bucket) = self.buckets.get(index) {
+            bucket.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The layout this histogram was created with.
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    /// Reads the cumulative bucket counts (one per bound, then `+Inf`) into
+    /// `cumulative`, and returns `(count, sum)`.
+    pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
+        cumulative.clear();
+        let mut running = 0u64;
+        for bucket in self.buckets.iter() {
+            running = running.wrapping_add(bucket.load(Relaxed));
+            cumulative.push(running);
+        }
+        (running, self.sum())
+    }
+
+    /// The sum of all observations.
+    pub fn sum(&self) -> f64 {
+        f64::from_bits(self.sum_bits.load(Relaxed)) + self.sum_nanos.load(Relaxed) as f64 / 1e9
+    }
+}
+
+fn add_f64(cell: &AtomicU64, delta: f64) {
+    let mut current = cell.load(Relaxed);
+    loop {
+        let next = (f64::from_bits(current) + delta).to_bits();
+        match cell.compare_exchange_weak(current, next, Relaxed, Relaxed) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_keeps_whole_and_fractional_parts() {
+        let counter = Counter::default();
+        counter.increment(3);
+        assert!(counter.add(2.5));
+        assert!(counter.add(4.0));
+        assert!(!counter.add(-1.0));
+        assert!(!counter.add(f64::NAN));
+        assert!(!counter.add(f64::INFINITY));
+        assert_eq!(counter.get(), 9.5);
+    }
+
+    #[test]
+    fn histogram_buckets_are_le_and_sum_is_exact_for_durations() {
+        let layout = Arc::new(Layout::new(&[0.005, 0.01, 1.0]).expect("valid layout"));
+        let histogram = Histogram::new(layout);
+        histogram.observe_nanos(5_000_000); // exactly on the 5 ms bound: le
+        histogram.observe_nanos(5_000_001);
+        histogram.observe_nanos(2_000_000_000);
+        assert!(histogram.observe(0.5));
+        assert!(!histogram.observe(f64::NAN));
+        let mut cumulative = Vec::new();
+        let (count, sum) = histogram.read(&mut cumulative);
+        assert_eq!(cumulative, vec![1, 2, 3, 4]);
+        assert_eq!(count, 4);
+        assert_eq!(sum, 0.5 + 2.010000001);
+    }
+}

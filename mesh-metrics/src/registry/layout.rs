@@ -1,0 +1,68 @@
+//! Histogram bucket layouts: validated once, then shared by every series of a
+//! family (`sum by (le)` across series is only meaningful with one layout).
+
+/// The guide's latency buckets, in seconds.
+pub const DEFAULT_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// A validated bucket layout: finite, strictly increasing, non-empty upper
+/// bounds (`+Inf` is implied and must not be given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    bounds: Box<[f64]>,
+    /// The bounds in whole nanoseconds, for duration observations:
+    /// `nanos <= floor(bound * 1e9)` exactly when `nanos / 1e9 <= bound`.
+    nanos: Box<[u64]>,
+}
+
+impl Layout {
+    /// Validates `bounds`; the error says what is wrong with them.
+    pub fn new(bounds: &[f64]) -> Result<Self, String> {
+        if bounds.is_empty() {
+            return Err("no buckets given; pass at least one upper bound, e.g. [0.1, 0.5, 1.0]".into());
+        }
+        if let Some(bad) = bounds.iter().find(|b| !b.is_finite()) {
+            return Err(format!("bucket bound {bad} is not finite; +Inf is always added for you"));
+        }
+        if let Some(pair) = bounds.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return Err(format!(
+                "bucket bounds must be strictly increasing, but {} is followed by {}",
+                pair[0], pair[1]
+            ));
+        }
+        Ok(Self::from_checked(bounds))
+    }
+
+    fn from_checked(bounds: &[f64]) -> Self {
+        let nanos = bounds.iter().map(|b| (b * 1e9).floor().clamp(0.0, u64::MAX as f64) as u64).collect();
+        Self { bounds: bounds.into(), nanos }
+    }
+
+    /// The guide's default latency layout.
+    pub fn default_latency() -> Self {
+        Self::from_checked(&DEFAULT_BUCKETS)
+    }
+
+    /// The upper bounds, without `+Inf`.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    pub(crate) fn nanos(&self) -> &[u64] {
+        &self.nanos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_layouts_with_a_reason() {
+        assert!(Layout::new(&[]).unwrap_err().contains("no buckets"));
+        assert!(Layout::new(&[0.1, f64::INFINITY]).unwrap_err().contains("not finite"));
+        assert!(Layout::new(&[0.1, f64::NAN]).unwrap_err().contains("not finite"));
+        assert!(Layout::new(&[0.5, 0.5]).unwrap_err().contains("strictly increasing"));
+        assert!(Layout::new(&[1.0, 0.5]).unwrap_err().contains("strictly increasing"));
+        assert_eq!(Layout::default_latency().bounds().len(), 10);
+    }
+}

@@ -1,0 +1,4 @@
+#[mesh_metrics::instrumented(agent = "a", agent = "b")]
+fn get_current() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mesh_metrics::instrumented(agent = "")]
+fn get_current() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[mesh_metrics::instrumented(method = "current")]
+fn get_current() {}
+
+fn main() {}

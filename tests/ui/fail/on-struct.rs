@@ -1,0 +1,4 @@
+#[mesh_metrics::instrumented(agent = "weather-agent")]
+struct WeatherAgent;
+
+fn main() {}
