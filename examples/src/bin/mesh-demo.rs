@@ -1,0 +1,178 @@
+//! The mesh demo: a weather agent and a registry under realistic traffic —
+//! successes, errors, slow calls and cancelled calls — served on `/metrics`.
+//!
+//! ```text
+//! mesh-demo [--listen ADDR] [--duration SECS] [--workers N]
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_metrics_examples::registry::MeshRegistry;
+use mesh_metrics_examples::summary;
+use mesh_metrics_examples::traffic::Rng;
+use mesh_metrics_examples::weather::{WeatherAgent, locations};
+
+const USAGE: &str = "\
+mesh-demo: a weather agent and a registry under traffic, served on /metrics
+
+USAGE:
+    mesh-demo [--listen ADDR] [--duration SECS] [--workers N]
+
+OPTIONS:
+    --listen ADDR     where to serve /metrics [default: 127.0.0.1:9464]
+    --duration SECS   stop by itself after SECS seconds [default: run until Ctrl-C]
+    --workers N       concurrent callers [default: 4]
+    --summary SECS    seconds between live summaries [default: 5]
+    -h, --help        print this help
+";
+
+#[derive(Debug)]
+struct Options {
+    listen: SocketAddr,
+    duration: Option<Duration>,
+    workers: usize,
+    summary_every: Duration,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        listen: mesh_metrics::DEFAULT_LISTEN,
+        duration: None,
+        workers: 4,
+        summary_every: Duration::from_secs(5),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => {
+                let text = value("--listen")?;
+                options.listen =
+                    text.parse().map_err(|e| format!("--listen {text:?}: {e}; write e.g. 127.0.0.1:9464"))?;
+            }
+            "--duration" => options.duration = Some(Duration::from_secs_f64(seconds(&value("--duration")?)?)),
+            "--summary" => options.summary_every = Duration::from_secs_f64(seconds(&value("--summary")?)?.max(0.1)),
+            "--workers" => {
+                let text = value("--workers")?;
+                options.workers = text
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--workers {text:?}: give a positive number"))?;
+            }
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(Some(options))
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or(format!("{text:?} is not a number of seconds"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("mesh-demo: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let exporter = match mesh_metrics::Exporter::builder()
+        .listen(options.listen)
+        .agent_info("weather-agent", env!("CARGO_PKG_VERSION"), &["weather_forecast", "weather_current"])
+        .install()
+    {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            eprintln!("mesh-demo: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("mesh-demo: scrape http://{}/metrics (Ctrl-C to stop)", exporter.local_addr());
+
+    let weather = Arc::new(WeatherAgent);
+    let registry = Arc::new(MeshRegistry::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..options.workers {
+        tasks.spawn(weather_traffic(weather.clone(), Rng::from_time().next_u64() ^ worker as u64));
+    }
+    tasks.spawn(registry_traffic(registry, Rng::from_time().next_u64()));
+    tasks.spawn(print_summaries(options.summary_every));
+
+    let stop = async {
+        match options.duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = tokio::signal::ctrl_c() => println!("\nmesh-demo: interrupted"),
+    }
+    tasks.shutdown().await;
+    exporter.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// One caller: mostly fast forecasts, some unknown locations (errors), some
+/// slow upstreams (errors past 900 ms), some callers that give up (cancelled),
+/// and synchronous current-conditions lookups.
+async fn weather_traffic(agent: Arc<WeatherAgent>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let places = locations();
+    loop {
+        let location = rng.pick(&places).copied().unwrap_or("lisbon");
+        let latency = match rng.below(100) {
+            0..=79 => Duration::from_millis(5 + rng.below(60)),
+            80..=94 => Duration::from_millis(100 + rng.below(400)),
+            _ => Duration::from_millis(700 + rng.below(600)),
+        };
+        if rng.chance(10) {
+            // The caller gives up after 200 ms: a cancelled call when it is slower.
+            let _ = tokio::time::timeout(Duration::from_millis(200), agent.get_forecast(location, latency)).await;
+        } else {
+            let _ = agent.get_forecast(location, latency).await;
+        }
+        let _ = agent.get_current(location);
+        tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
+    }
+}
+
+/// Agents joining, beating and leaving the mesh.
+async fn registry_traffic(registry: Arc<MeshRegistry>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let names = ["weather-agent", "analytics", "translator", "search", "billing"];
+    loop {
+        let name = rng.pick(&names).copied().unwrap_or("search");
+        let _ = match rng.below(10) {
+            0..=2 => registry.register(name),
+            3..=8 => registry.heartbeat(name, rng.chance(85)),
+            _ => registry.deregister(name),
+        };
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(100))).await;
+    }
+}
+
+async fn print_summaries(every: Duration) {
+    let mut before = mesh_metrics::snapshot();
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let after = mesh_metrics::snapshot();
+        println!("\n{}", summary::format(&summary::between(&before, &after, every.as_secs_f64())));
+        before = after;
+    }
+}
