@@ -202,12 +202,11 @@ pin_project_lite::pin_project! {
     impl<T, F, C> PinnedDrop for Instrumented<T, F, C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let status = match *this.state {
-                State::Running(_) => Status::Cancelled,
-                State::Panicked(_) => Status::Error,
+            let (status, started) = match *this.state {
+                State::Running(started) => (Status::Cancelled, started),
+                State::Panicked(started) => (Status::Error, started),
                 State::NotStarted | State::Done => return,
             };
-            let (State::Running(started) | State::Panicked(started)) = *this.state else { return };
             if let Some(handles) = this.site.handles() {
                 handles.exit(status, started);
             }
