@@ -213,3 +213,22 @@ async fn many_concurrent_tasks_leave_the_gauge_at_zero() {
     assert_eq!(in_flight("exit-concurrent"), 0.0);
     assert_eq!(duration("exit-concurrent", "slow_call").0, 1000);
 }
+
+#[instrumented(agent = "exit-future")]
+fn deferred(fail: bool) -> impl std::future::Future<Output = Result<u8, ()>> {
+    async move {
+        tokio::task::yield_now().await;
+        if fail { Err(()) } else { Ok(1) }
+    }
+}
+
+#[tokio::test]
+async fn a_returned_future_is_counted_when_it_finishes_not_when_built() {
+    let ok = deferred(false);
+    let failing = deferred(true);
+    assert_eq!(statuses("exit-future", "deferred"), [0.0, 0.0, 0.0], "building is not calling");
+    assert_eq!(ok.await, Ok(1));
+    assert_eq!(failing.await, Err(()));
+    assert_eq!(statuses("exit-future", "deferred"), [1.0, 1.0, 0.0]);
+    assert_eq!(in_flight("exit-future"), 0.0);
+}

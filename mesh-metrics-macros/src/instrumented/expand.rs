@@ -15,7 +15,7 @@ use super::{async_shape, returns};
 /// Instruments one free fn (or a method given to the attribute on its own).
 pub(crate) fn function(site: &Site, mut function: ItemFn) -> syn::Result<TokenStream> {
     check_sig(&function.sig)?;
-    instrument_block(site, &function.sig, &mut function.block);
+    instrument_block(site, &function.sig, &mut function.block)?;
     Ok(quote!(#function))
 }
 
@@ -50,7 +50,11 @@ pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<
         }
         let resolved = check_sig(&method.sig).and_then(|()| own.resolve(Some(block_args), &method.sig));
         match resolved {
-            Ok(site) => instrument_block(&site, &method.sig, &mut method.block),
+            Ok(site) => {
+                if let Err(error) = instrument_block(&site, &method.sig, &mut method.block) {
+                    push(&mut errors, error);
+                }
+            }
             Err(error) => push(&mut errors, error),
         }
     }
@@ -96,7 +100,7 @@ fn check_sig(sig: &syn::Signature) -> syn::Result<()> {
     Ok(())
 }
 
-fn instrument_block(site: &Site, sig: &syn::Signature, block: &mut Block) {
+fn instrument_block(site: &Site, sig: &syn::Signature, block: &mut Block) -> syn::Result<()> {
     let statics = call_site_statics(site);
     let ret_ty = declared_return(&sig.output);
     let body = if sig.asyncness.is_some() {
@@ -113,7 +117,10 @@ fn instrument_block(site: &Site, sig: &syn::Signature, block: &mut Block) {
     } else {
         sync_body(site, sig, ret_ty.as_ref(), block)
     };
-    *block = syn::parse2(body).unwrap_or_else(|_| empty_block());
+    // Re-parsing our own tokens cannot fail for a body that parsed; if it ever
+    // did, the user gets a compile error rather than a function with no body.
+    *block = syn::parse2(body)?;
+    Ok(())
 }
 
 fn empty_block() -> Block {
