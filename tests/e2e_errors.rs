@@ -12,6 +12,8 @@ fn install_errors_then_install_outside_a_runtime() {
     assert!(matches!(bad_family_buckets, Err(Error::Buckets { .. })));
     let bad_label = Exporter::builder().global_label("__reserved", "x").install();
     assert!(matches!(&bad_label, Err(Error::LabelName { name }) if name == "__reserved"));
+    let bucket_label = Exporter::builder().global_label("le", "x").install();
+    assert!(matches!(&bucket_label, Err(Error::LabelName { name }) if name == "le"));
     let bad_address = "localhost:nope".parse::<std::net::SocketAddr>().map_err(Error::from);
     assert!(bad_address.expect_err("does not parse").to_string().contains("127.0.0.1:9464"));
 

@@ -38,7 +38,10 @@ pub enum Error {
         reason: String,
     },
     /// A label name outside the Prometheus grammar.
-    #[error("invalid label name {name:?}: label names match [a-zA-Z_][a-zA-Z0-9_]* and must not start with \"__\"")]
+    #[error(
+        "invalid label name {name:?}: label names match [a-zA-Z_][a-zA-Z0-9_]*, must not start with \"__\", \
+         and `le` is reserved for histogram buckets"
+    )]
     LabelName {
         /// The name given.
         name: String,

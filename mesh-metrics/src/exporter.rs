@@ -179,9 +179,11 @@ impl ExporterBuilder {
 
 fn check_label_name(name: &str) -> Result<(), Error> {
     let mut chars = name.chars();
+    // `le` belongs to histogram buckets; a global `le` would clash with it.
     let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("__");
+        && !name.starts_with("__")
+        && name != "le";
     if valid { Ok(()) } else { Err(Error::LabelName { name: name.to_owned() }) }
 }
 

@@ -8,9 +8,10 @@ pub(crate) mod number;
 
 pub(crate) use classic::render as classic;
 
-/// Labels added to every series (the builder's `global_label`), pre-escaped.
+/// Labels added to every series (the builder's `global_label`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GlobalLabels {
+    pairs: Vec<(String, String)>,
     /// `name="value"` pairs joined by commas, escaped; empty when none.
     rendered: String,
 }
@@ -19,19 +20,26 @@ impl GlobalLabels {
     pub(crate) fn new(pairs: &[(String, String)]) -> Self {
         let mut rendered = String::new();
         for (name, value) in pairs {
-            if !rendered.is_empty() {
-                rendered.push(',');
-            }
-            rendered.push_str(name);
-            rendered.push_str("=\"");
-            escape::label_value(&mut rendered, value);
-            rendered.push('"');
+            push_pair(&mut rendered, name, value);
         }
-        Self { rendered }
+        Self { pairs: pairs.to_vec(), rendered }
     }
 }
 
+fn push_pair(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() && !out.ends_with('{') {
+        out.push(',');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    escape::label_value(out, value);
+    out.push('"');
+}
+
 /// Writes `{a="x",b="y",extra}` for a series (nothing when there are no labels).
+///
+/// A global label whose name the series already has is left out: the series'
+/// own value wins, and a label name never appears twice in one series.
 pub(crate) fn labels(
     out: &mut String,
     names: &[&str],
@@ -39,30 +47,61 @@ pub(crate) fn labels(
     global: &GlobalLabels,
     extra: Option<(&str, &str)>,
 ) {
-    let mut first = true;
-    let mut open = |out: &mut String| {
-        out.push(if first { '{' } else { ',' });
-        first = false;
-    };
-    for (name, value) in names.iter().zip(values) {
-        open(out);
-        out.push_str(name);
-        out.push_str("=\"");
-        escape::label_value(out, value);
-        out.push('"');
+    let has_global = !global.pairs.is_empty();
+    if names.is_empty() && !has_global && extra.is_none() {
+        return;
     }
-    if !global.rendered.is_empty() {
-        open(out);
-        out.push_str(&global.rendered);
+    out.push('{');
+    for (name, value) in names.iter().zip(values) {
+        push_pair(out, name, value);
+    }
+    if has_global {
+        if global.pairs.iter().any(|(name, _)| names.contains(&name.as_str())) {
+            for (name, value) in global.pairs.iter().filter(|(name, _)| !names.contains(&name.as_str())) {
+                push_pair(out, name, value);
+            }
+        } else {
+            if !out.ends_with('{') {
+                out.push(',');
+            }
+            out.push_str(&global.rendered);
+        }
     }
     if let Some((name, value)) = extra {
-        open(out);
-        out.push_str(name);
-        out.push_str("=\"");
-        out.push_str(value);
-        out.push('"');
+        push_pair(out, name, value);
     }
-    if !first {
+    if out.ends_with('{') {
+        out.pop();
+    } else {
         out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GlobalLabels, labels};
+
+    fn show(names: &[&str], values: &[&str], global: &[(&str, &str)], extra: Option<(&str, &str)>) -> String {
+        let values: Vec<Box<str>> = values.iter().map(|v| Box::<str>::from(*v)).collect();
+        let global: Vec<(String, String)> = global.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let mut out = String::from("m");
+        labels(&mut out, names, &values, &GlobalLabels::new(&global), extra);
+        out
+    }
+
+    #[test]
+    fn series_labels_then_global_then_extra() {
+        assert_eq!(show(&[], &[], &[], None), "m");
+        assert_eq!(show(&["a"], &["x\"y"], &[], None), "m{a=\"x\\\"y\"}");
+        assert_eq!(show(&[], &[], &[("cluster", "c")], Some(("le", "1"))), "m{cluster=\"c\",le=\"1\"}");
+        assert_eq!(show(&["a"], &["x"], &[("cluster", "c")], Some(("le", "1"))), "m{a=\"x\",cluster=\"c\",le=\"1\"}");
+    }
+
+    #[test]
+    fn a_global_label_never_duplicates_a_series_label() {
+        assert_eq!(
+            show(&["agent", "method"], &["weather", "get"], &[("agent", "global"), ("cluster", "c")], None),
+            "m{agent=\"weather\",method=\"get\",cluster=\"c\"}"
+        );
     }
 }
