@@ -176,15 +176,24 @@ fn instrumented_future(site: &Site, ret_ty: Option<&Type>, future: TokenStream) 
 
 /// A sync body: a guard records `error` on panic and on `?` (see `residual`),
 /// and every normal exit — the tail and each `return` — classifies its value.
+///
+/// Lint allowances go only on the statements generated here, never on a block
+/// around the user's body, so the user's own warnings are reported as before.
 fn sync_body(site: &Site, sig: &syn::Signature, ret_ty: Option<&Type>, block: &mut Block) -> TokenStream {
     let annotation = ret_ty.map(|ty| quote!(: #ty));
+    let status = status_of(&site.status, quote!(&__mesh_ret));
+    // `let` then finish: the finish is unreachable when the value diverges
+    // (`return loop {}`, a body that always returns), which is fine.
     let finish = |value: TokenStream| {
-        let status = status_of(&site.status, quote!(&__mesh_ret));
         quote_spanned! {value.span()=>
             {
+                #[allow(clippy::let_unit_value)]
                 let __mesh_ret #annotation = #value;
-                __mesh_call.finish(#status);
-                __mesh_ret
+                #[allow(unreachable_code)]
+                {
+                    __mesh_call.finish(#status);
+                    __mesh_ret
+                }
             }
         }
     };
@@ -195,7 +204,6 @@ fn sync_body(site: &Site, sig: &syn::Signature, ret_ty: Option<&Type>, block: &m
     quote! {{
         #statics
         let __mesh_call = ::mesh_metrics::__private::CallGuard::enter(&__MESH_SITE, #residual);
-        #[allow(unreachable_code, clippy::let_unit_value, clippy::needless_return, clippy::unused_unit)]
         #finished
     }}
 }
