@@ -18,6 +18,7 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
         let descriptor = family.descriptor();
         let name = &*descriptor.name;
         let names = &*descriptor.label_names;
+        let global = global.for_family(names);
         out.push_str("# HELP ");
         out.push_str(name);
         out.push(' ');
@@ -29,10 +30,10 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
         out.push('\n');
         for series in &series {
             match series.cell() {
-                Cell::Counter(counter) => scalar(out, name, "", names, series.labels(), global, counter.get()),
-                Cell::Gauge(gauge) => scalar(out, name, "", names, series.labels(), global, gauge.get()),
+                Cell::Counter(counter) => scalar(out, name, "", names, series.labels(), &global, counter.get()),
+                Cell::Gauge(gauge) => scalar(out, name, "", names, series.labels(), &global, gauge.get()),
                 Cell::InFlight(in_flight) => {
-                    scalar(out, name, "", names, series.labels(), global, in_flight.get() as f64);
+                    scalar(out, name, "", names, series.labels(), &global, in_flight.get() as f64);
                 }
                 Cell::Histogram(histogram) => {
                     debug_assert_eq!(descriptor.kind, MetricKind::Histogram);
@@ -46,28 +47,20 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
                         }
                         out.push_str(name);
                         out.push_str("_bucket");
-                        labels(out, names, series.labels(), global, Some(("le", &le)));
+                        labels(out, names, series.labels(), &global, Some(("le", &le)));
                         out.push(' ');
                         number::integer(out, *bucket);
                         out.push('\n');
                     }
-                    scalar(out, name, "_sum", names, series.labels(), global, sum);
-                    scalar(out, name, "_count", names, series.labels(), global, count as f64);
+                    scalar(out, name, "_sum", names, series.labels(), &global, sum);
+                    scalar(out, name, "_count", names, series.labels(), &global, count as f64);
                 }
             }
         }
     }
 }
 
-fn scalar(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    names: &[&str],
-    values: &[Box<str>],
-    global: &GlobalLabels,
-    value: f64,
-) {
+fn scalar(out: &mut String, name: &str, suffix: &str, names: &[&str], values: &[Box<str>], global: &str, value: f64) {
     out.push_str(name);
     out.push_str(suffix);
     labels(out, names, values, global, None);

@@ -12,67 +12,55 @@ pub(crate) use classic::render as classic;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GlobalLabels {
     pairs: Vec<(String, String)>,
-    /// `name="value"` pairs joined by commas, escaped; empty when none.
-    rendered: String,
 }
 
 impl GlobalLabels {
     pub(crate) fn new(pairs: &[(String, String)]) -> Self {
-        let mut rendered = String::new();
-        for (name, value) in pairs {
-            push_pair(&mut rendered, name, value);
+        Self { pairs: pairs.to_vec() }
+    }
+
+    /// The global labels of a family's series, rendered once per family:
+    /// `a="x",b="y"`, leaving out any name the family uses itself (the
+    /// series' own value wins, and a name never appears twice in a series).
+    pub(crate) fn for_family(&self, names: &[&str]) -> String {
+        let mut out = String::new();
+        for (name, value) in self.pairs.iter().filter(|(name, _)| !names.contains(&name.as_str())) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            pair(&mut out, name, value);
         }
-        Self { pairs: pairs.to_vec(), rendered }
+        out
     }
 }
 
-fn push_pair(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() && !out.ends_with('{') {
-        out.push(',');
-    }
+fn pair(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str("=\"");
     escape::label_value(out, value);
     out.push('"');
 }
 
-/// Writes `{a="x",b="y",extra}` for a series (nothing when there are no labels).
-///
-/// A global label whose name the series already has is left out: the series'
-/// own value wins, and a label name never appears twice in one series.
-pub(crate) fn labels(
-    out: &mut String,
-    names: &[&str],
-    values: &[Box<str>],
-    global: &GlobalLabels,
-    extra: Option<(&str, &str)>,
-) {
-    let has_global = !global.pairs.is_empty();
-    if names.is_empty() && !has_global && extra.is_none() {
-        return;
-    }
-    out.push('{');
+/// Writes `{a="x",b="y",global,extra}` for a series (nothing when there are no
+/// labels); `global` comes from [`GlobalLabels::for_family`].
+pub(crate) fn labels(out: &mut String, names: &[&str], values: &[Box<str>], global: &str, extra: Option<(&str, &str)>) {
+    let mut separator = '{';
     for (name, value) in names.iter().zip(values) {
-        push_pair(out, name, value);
+        out.push(separator);
+        separator = ',';
+        pair(out, name, value);
     }
-    if has_global {
-        if global.pairs.iter().any(|(name, _)| names.contains(&name.as_str())) {
-            for (name, value) in global.pairs.iter().filter(|(name, _)| !names.contains(&name.as_str())) {
-                push_pair(out, name, value);
-            }
-        } else {
-            if !out.ends_with('{') {
-                out.push(',');
-            }
-            out.push_str(&global.rendered);
-        }
+    if !global.is_empty() {
+        out.push(separator);
+        separator = ',';
+        out.push_str(global);
     }
     if let Some((name, value)) = extra {
-        push_pair(out, name, value);
+        out.push(separator);
+        separator = ',';
+        pair(out, name, value);
     }
-    if out.ends_with('{') {
-        out.pop();
-    } else {
+    if separator == ',' {
         out.push('}');
     }
 }
@@ -85,7 +73,7 @@ mod tests {
         let values: Vec<Box<str>> = values.iter().map(|v| Box::<str>::from(*v)).collect();
         let global: Vec<(String, String)> = global.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
         let mut out = String::from("m");
-        labels(&mut out, names, &values, &GlobalLabels::new(&global), extra);
+        labels(&mut out, names, &values, &GlobalLabels::new(&global).for_family(names), extra);
         out
     }
 
