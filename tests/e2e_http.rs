@@ -84,8 +84,8 @@ async fn serves_the_guide_families_over_http() {
     assert_eq!((head.status, head.body.as_str()), (200, ""));
 
     if let Some(promtool) = required_tool("promtool") {
-        let complaints = promtool_check_metrics(&promtool, body);
-        assert!(complaints.trim().is_empty(), "promtool check metrics: {complaints}");
+        let lint = promtool_check_metrics(&promtool, body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+        assert!(lint.is_empty(), "promtool check metrics: {lint:?}");
     }
 
     // A second install is an error value, and the first keeps serving.

@@ -1,6 +1,14 @@
 //! Helpers shared by the integration tests: a minimal HTTP/1.1 client over
 //! std's `TcpStream` (the tests must see exactly what a scraper sees, without
-//! a client library in between), and access to `promtool`.
+//! a client library in between), access to `promtool`, a strict independent
+//! parser of both exposition formats, and child processes that are always
+//! stopped.
+
+mod tools;
+
+pub use tools::{
+    ChildGuard, Format, ParsedExemplar, ParsedSample, TempDir, percent_encode, strict_parse, strict_parser,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -97,8 +105,10 @@ pub fn required_tool(tool: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-/// Runs `promtool check metrics` on an exposition; returns its complaints.
-pub fn promtool_check_metrics(promtool: &std::path::Path, exposition: &str) -> String {
+/// Runs `promtool check metrics` on an exposition: `Err` with the parse error
+/// if Prometheus' own parser refuses it, else `Ok` with the lint problems
+/// (style advice such as a missing HELP), one per line.
+pub fn promtool_check_metrics(promtool: &std::path::Path, exposition: &str) -> Result<Vec<String>, String> {
     let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -109,5 +119,9 @@ pub fn promtool_check_metrics(promtool: &std::path::Path, exposition: &str) -> S
     child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write exposition");
     let output = child.wait_with_output().expect("promtool finishes");
     let complaints = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    if output.status.success() { complaints } else { format!("promtool failed ({}): {complaints}", output.status) }
+    // Exit status 3 means "parsed, with lint problems"; anything else non-zero is a failure to parse.
+    match output.status.code() {
+        Some(0 | 3) => Ok(complaints.lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()),
+        _ => Err(format!("promtool failed ({}): {complaints}", output.status)),
+    }
 }

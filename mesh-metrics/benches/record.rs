@@ -1,6 +1,7 @@
 //! The cost of recording one call, side by side in one run (DESIGN §7):
 //! the bare function, the floor (two clock reads and five relaxed atomic
-//! adds), `#[instrumented]` sync and async, and the `metrics` facade on
+//! adds), `#[instrumented]` sync and async, each with and without a trace ID
+//! (an exemplar on the bucket and the counter), and the `metrics` facade on
 //! `metrics-exporter-prometheus` with cached handles and with a lookup per call.
 //!
 //! `cargo bench -p mesh-metrics --bench record`
@@ -11,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mesh_metrics::instrumented;
+use mesh_metrics::trace::{self, TraceId};
 
 #[inline(never)]
 fn bare(x: u64) -> u64 {
@@ -25,6 +27,12 @@ fn instrumented_sync(x: u64) -> u64 {
 
 #[instrumented(agent = "bench", method = "async")]
 async fn instrumented_async(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[instrumented(agent = "bench", method = "sync_traced")]
+#[inline(never)]
+fn instrumented_sync_traced(#[trace_id] trace_id: TraceId, x: u64) -> u64 {
     black_box(x).wrapping_mul(31)
 }
 
@@ -58,6 +66,17 @@ fn record(c: &mut Criterion) {
     group.bench_function("floor_2_clock_reads_5_atomics", |b| b.iter(|| floor(black_box(7))));
     group.bench_function("instrumented_sync", |b| b.iter(|| instrumented_sync(black_box(7))));
     group.bench_function("instrumented_async", |b| b.iter(|| poll_once(instrumented_async(black_box(7)))));
+    let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("trace id");
+    group.bench_function("instrumented_sync_trace_id_param", |b| {
+        b.iter(|| instrumented_sync_traced(black_box(trace_id), black_box(7)))
+    });
+    group.bench_function("instrumented_sync_in_trace_scope", |b| {
+        let _scope = trace::enter(trace_id);
+        b.iter(|| instrumented_sync(black_box(7)))
+    });
+    group.bench_function("instrumented_async_in_trace_scope", |b| {
+        b.iter(|| poll_once(trace::scope(trace_id, instrumented_async(black_box(7)))))
+    });
 
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&mesh_metrics::registry::DEFAULT_BUCKETS)

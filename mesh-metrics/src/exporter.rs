@@ -243,6 +243,21 @@ impl Renderer {
         out
     }
 
+    /// The OpenMetrics 1.0.0 exposition, with exemplars.
+    pub(crate) fn openmetrics(&self) -> String {
+        let families = self.registry.families();
+        let mut out = String::with_capacity(16 * 1024);
+        let mut claimed = render::Claimed::default();
+        let clock = crate::exemplar::scrape_clock();
+        let mut skipped = render::openmetrics(&mut out, &families, &self.global, &mut claimed, clock);
+        skipped.extend(render::classic_as_openmetrics(&mut out, &self.facade.render(), &mut claimed));
+        for name in skipped {
+            self.report_clash(&name);
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+
     pub(crate) fn run_upkeep(&self) {
         self.facade.run_upkeep();
     }
@@ -257,12 +272,8 @@ impl Renderer {
             if let Some(rest) = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
                 let name = rest.split(' ').next().unwrap_or_default();
                 skipping = ours.contains(name);
-                if skipping && self.first_report(name) {
-                    tracing::warn!(
-                        metric = name,
-                        "mesh-metrics: a `metrics` facade family has the same name as one of mesh-metrics' \
-                         own; the facade's series are left out of /metrics, rename one of them"
-                    );
+                if skipping {
+                    self.report_clash(name);
                 }
             }
             if !skipping && !line.is_empty() {
@@ -272,8 +283,16 @@ impl Renderer {
         }
     }
 
-    fn first_report(&self, name: &str) -> bool {
-        self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned())
+    /// Logs, once per name, that a family was left out because its name (or,
+    /// in OpenMetrics, one of its sample names) is taken by another family.
+    fn report_clash(&self, name: &str) {
+        if self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned()) {
+            tracing::warn!(
+                metric = name,
+                "mesh-metrics: a metric family clashes with another family's name; its series are left \
+                 out of /metrics, rename one of them"
+            );
+        }
     }
 }
 
@@ -292,9 +311,15 @@ impl ExporterHandle {
         self.local_addr
     }
 
-    /// The classic text exposition, as `/metrics` serves it.
+    /// The classic text exposition, as `/metrics` serves it by default.
     pub fn render(&self) -> String {
         self.renderer.classic()
+    }
+
+    /// The OpenMetrics exposition with exemplars, as `/metrics` serves it to
+    /// a scraper that asks for `application/openmetrics-text`.
+    pub fn render_openmetrics(&self) -> String {
+        self.renderer.openmetrics()
     }
 
     /// Stops accepting scrapes, lets in-flight ones finish, and frees the port.

@@ -9,8 +9,10 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use crate::exemplar::Stamp;
 use crate::names;
 use crate::registry::{self, Cell, Descriptor, Histogram, MetricKind, Series};
+use crate::trace::{self, TraceId};
 
 /// How a call ended: the `status` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,18 @@ impl CallSite {
 }
 
 impl Handles {
+    /// Kept out of line: a traced call pays for it, an untraced one does not.
+    #[inline(never)]
+    fn exemplars(&self, status: Status, bucket: usize, trace_id: TraceId, nanos: u64, now: quanta::Instant) {
+        let at = Stamp::of(now);
+        if let Cell::Histogram(histogram) = self.duration.cell() {
+            histogram.exemplar(bucket, trace_id, nanos as f64 / 1e9, at);
+        }
+        if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
+            counter.exemplar(trace_id, 1.0, at);
+        }
+    }
+
     #[inline]
     fn enter(&self) {
         if let Cell::InFlight(in_flight) = self.in_flight.cell() {
@@ -128,11 +142,17 @@ impl Handles {
         }
     }
 
+    /// Records the end of a call; with a trace ID, also the exemplars of the
+    /// duration's bucket and of the status counter.
     #[inline]
-    fn exit(&self, status: Status, started: quanta::Instant) {
-        let elapsed = quanta::Instant::now().saturating_duration_since(started);
+    fn exit(&self, status: Status, started: quanta::Instant, trace_id: Option<TraceId>) {
+        let now = quanta::Instant::now();
+        let nanos = u64::try_from(now.saturating_duration_since(started).as_nanos()).unwrap_or(u64::MAX);
         if let Cell::Histogram(histogram) = self.duration.cell() {
-            histogram.observe_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+            let bucket = histogram.observe_nanos_at(nanos);
+            if let Some(trace_id) = trace_id {
+                self.exemplars(status, bucket, trace_id, nanos, now);
+            }
         }
         if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
             counter.increment(1);
@@ -146,22 +166,67 @@ impl Handles {
 /// The guard of a sync call. `finish` records the status of a returned value;
 /// dropped unfinished it records `error` when panicking, otherwise the status
 /// of a `?` exit (`residual`).
+///
+/// `S` is where the trace ID comes from: the caller's scope, read when the
+/// call ends ([`FromScope`], which takes no room), or a `#[trace_id]`
+/// parameter's value with the scope as fallback (`Option<TraceId>`).
 #[must_use]
 #[derive(Debug)]
-pub struct CallGuard {
+pub struct CallGuard<S: TraceSource = FromScope> {
     site: &'static CallSite,
     started: quanta::Instant,
     residual: Status,
+    trace: S,
+}
+
+/// Where a sync call's trace ID comes from: see [`CallGuard`].
+pub trait TraceSource {
+    /// The trace ID, if any, when the call ends.
+    fn trace_id(&self) -> Option<TraceId>;
+}
+
+/// The caller's scope ([`trace::scope`], [`trace::enter`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FromScope;
+
+impl TraceSource for FromScope {
+    #[inline]
+    fn trace_id(&self) -> Option<TraceId> {
+        trace::current()
+    }
+}
+
+impl TraceSource for Option<TraceId> {
+    #[inline]
+    fn trace_id(&self) -> Option<TraceId> {
+        self.or_else(trace::current)
+    }
 }
 
 impl CallGuard {
     /// Counts the call as in flight and starts its clock.
     #[inline]
     pub fn enter(site: &'static CallSite, residual: Status) -> Self {
+        CallGuard::with_source(site, residual, FromScope)
+    }
+}
+
+impl CallGuard<Option<TraceId>> {
+    /// [`enter`](CallGuard::enter) for a fn with a `#[trace_id]` parameter:
+    /// its value, when it holds one, beats the caller's scope.
+    #[inline]
+    pub fn enter_traced(site: &'static CallSite, residual: Status, trace_id: Option<TraceId>) -> Self {
+        CallGuard::with_source(site, residual, trace_id)
+    }
+}
+
+impl<S: TraceSource> CallGuard<S> {
+    #[inline]
+    fn with_source(site: &'static CallSite, residual: Status, trace: S) -> Self {
         if let Some(handles) = site.handles() {
             handles.enter();
         }
-        Self { site, started: quanta::Instant::now(), residual }
+        Self { site, started: quanta::Instant::now(), residual, trace }
     }
 
     /// Records a normal return with `status`.
@@ -174,12 +239,12 @@ impl CallGuard {
     #[inline]
     fn record(&self, status: Status) {
         if let Some(handles) = self.site.handles() {
-            handles.exit(status, self.started);
+            handles.exit(status, self.started, self.trace.trace_id());
         }
     }
 }
 
-impl Drop for CallGuard {
+impl<S: TraceSource> Drop for CallGuard<S> {
     fn drop(&mut self) {
         let status = if std::thread::panicking() { Status::Error } else { self.residual };
         self.record(status);
@@ -190,16 +255,26 @@ pin_project_lite::pin_project! {
     /// An instrumented future: in flight from its first poll, classified when
     /// ready, `cancelled` when dropped before that, `error` if a poll panicked.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Instrumented<T, F, C> {
+    ///
+    /// `S` is where the trace ID comes from, as for [`CallGuard`]; it is read
+    /// when the call ends, inside the poll (or drop) that ends it.
+    pub struct Instrumented<T, F, C, S = FromScope>
+    where
+        S: TraceSource,
+    {
         #[pin]
         inner: F,
         classify: C,
         state: State,
         site: &'static CallSite,
+        trace: S,
         _output: std::marker::PhantomData<fn() -> T>,
     }
 
-    impl<T, F, C> PinnedDrop for Instrumented<T, F, C> {
+    impl<T, F, C, S> PinnedDrop for Instrumented<T, F, C, S>
+    where
+        S: TraceSource,
+    {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             let (status, started) = match *this.state {
@@ -208,7 +283,7 @@ pin_project_lite::pin_project! {
                 State::NotStarted | State::Done => return,
             };
             if let Some(handles) = this.site.handles() {
-                handles.exit(status, started);
+                handles.exit(status, started, this.trace.trace_id());
             }
         }
     }
@@ -229,14 +304,27 @@ where
 {
     /// Wraps `inner`; `classify` decides the status of its output.
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
-        Self { inner, classify, state: State::NotStarted, site, _output: std::marker::PhantomData }
+        Self { inner, classify, state: State::NotStarted, site, trace: FromScope, _output: std::marker::PhantomData }
     }
 }
 
-impl<T, F, C> Future for Instrumented<T, F, C>
+impl<T, F, C> Instrumented<T, F, C, Option<TraceId>>
 where
     F: Future<Output = T>,
     C: Fn(&T) -> Status,
+{
+    /// [`new`](Instrumented::new) for a fn with a `#[trace_id]` parameter:
+    /// its value, when it holds one, beats the scope the future runs in.
+    pub fn traced(site: &'static CallSite, inner: F, classify: C, trace_id: Option<TraceId>) -> Self {
+        Self { inner, classify, state: State::NotStarted, site, trace: trace_id, _output: std::marker::PhantomData }
+    }
+}
+
+impl<T, F, C, S> Future for Instrumented<T, F, C, S>
+where
+    F: Future<Output = T>,
+    C: Fn(&T) -> Status,
+    S: TraceSource,
 {
     type Output = T;
 
@@ -262,7 +350,7 @@ where
         if let Poll::Ready(output) = &polled {
             *this.state = State::Done;
             if let Some(handles) = this.site.handles() {
-                handles.exit((this.classify)(output), started);
+                handles.exit((this.classify)(output), started, this.trace.trace_id());
             }
         }
         polled

@@ -45,12 +45,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod error;
+mod exemplar;
 mod exporter;
 mod http;
 mod instrument;
 pub mod names;
 pub mod registry;
 mod render;
+pub mod trace;
 
 pub use error::Error;
 pub use exporter::{DEFAULT_LISTEN, Exporter, ExporterBuilder, ExporterHandle};
@@ -116,7 +118,9 @@ pub fn snapshot() -> Snapshot {
 /// Support for the generated code. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::instrument::{CallGuard, CallSite, Instrumented, OtherStatus, Probe, Status, TypedStatus};
+    pub use crate::instrument::{
+        CallGuard, CallSite, FromScope, Instrumented, OtherStatus, Probe, Status, TraceSource, TypedStatus,
+    };
     pub use linkme;
 
     /// Every `#[instrumented]` call site in the program, registered at install.

@@ -10,12 +10,12 @@ use syn::spanned::Spanned;
 use syn::{Block, ImplItem, ItemFn, ItemImpl, ReturnType, Type};
 
 use super::args::{Args, NoneIs, Site, StatusRule};
-use super::{async_shape, returns};
+use super::{async_shape, returns, trace_param};
 
 /// Instruments one free fn (or a method given to the attribute on its own).
 pub(crate) fn function(site: &Site, mut function: ItemFn) -> syn::Result<TokenStream> {
     check_sig(&function.sig)?;
-    instrument_block(site, &function.sig, &mut function.block)?;
+    instrument_block(site, &mut function.sig, &mut function.block)?;
     Ok(quote!(#function))
 }
 
@@ -46,12 +46,15 @@ pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<
         let wanted = own.is_some() || is_trait_impl || matches!(method.vis, syn::Visibility::Public(_));
         let own = own.unwrap_or_default();
         if own.skip.is_some() || !wanted {
+            if let Err(error) = trace_param::reject(&mut method.sig) {
+                push(&mut errors, error);
+            }
             continue;
         }
         let resolved = check_sig(&method.sig).and_then(|()| own.resolve(Some(block_args), &method.sig));
         match resolved {
             Ok(site) => {
-                if let Err(error) = instrument_block(&site, &method.sig, &mut method.block) {
+                if let Err(error) = instrument_block(&site, &mut method.sig, &mut method.block) {
                     push(&mut errors, error);
                 }
             }
@@ -100,22 +103,27 @@ fn check_sig(sig: &syn::Signature) -> syn::Result<()> {
     Ok(())
 }
 
-fn instrument_block(site: &Site, sig: &syn::Signature, block: &mut Block) -> syn::Result<()> {
+fn instrument_block(site: &Site, sig: &mut syn::Signature, block: &mut Block) -> syn::Result<()> {
+    let trace = trace_param::take(sig)?.map(|ident| {
+        quote_spanned! {ident.span()=>
+            let __mesh_trace = ::mesh_metrics::trace::AsTraceId::as_trace_id(&#ident);
+        }
+    });
     let statics = call_site_statics(site);
     let ret_ty = declared_return(&sig.output);
     let body = if sig.asyncness.is_some() {
         let inner = std::mem::replace(block, empty_block());
         let future = quote!(async move { #inner });
-        let instrumented = instrumented_future(site, ret_ty.as_ref(), future);
-        quote!({ #statics #instrumented.await })
+        let instrumented = instrumented_future(site, ret_ty.as_ref(), future, trace.is_some());
+        quote!({ #statics #trace #instrumented.await })
     } else if let Some(future) = async_shape::future_body(sig, block) {
-        let instrumented = instrumented_future(site, None, quote!(#future));
+        let instrumented = instrumented_future(site, None, quote!(#future), trace.is_some());
         *future = syn::Expr::Verbatim(instrumented);
         let inner = std::mem::replace(block, empty_block());
         let stmts = &inner.stmts;
-        quote!({ #statics #(#stmts)* })
+        quote!({ #statics #trace #(#stmts)* })
     } else {
-        sync_body(site, sig, ret_ty.as_ref(), block)
+        sync_body(site, sig, ret_ty.as_ref(), block, trace)
     };
     // Re-parsing our own tokens cannot fail for a body that parsed; if it ever
     // did, the user gets a compile error rather than a function with no body.
@@ -162,15 +170,29 @@ fn contains_impl_trait(ty: &Type) -> bool {
 
 /// `Instrumented::new(site, future, classify)`: counts from the first poll,
 /// classifies the output when ready, and records `cancelled` if dropped first.
-fn instrumented_future(site: &Site, ret_ty: Option<&Type>, future: TokenStream) -> TokenStream {
+///
+/// With a `#[trace_id]` parameter, its value (bound to `__mesh_trace`) is
+/// handed to the future.
+fn instrumented_future(site: &Site, ret_ty: Option<&Type>, future: TokenStream, traced: bool) -> TokenStream {
     let output = ret_ty.map_or_else(|| quote!(_), |ty| quote!(#ty));
     let status = status_of(&site.status, quote!(__mesh_ret));
-    quote! {
-        ::mesh_metrics::__private::Instrumented::<#output, _, _>::new(
-            &__MESH_SITE,
-            #future,
-            |__mesh_ret| #status,
-        )
+    if traced {
+        quote! {
+            ::mesh_metrics::__private::Instrumented::<#output, _, _, _>::traced(
+                &__MESH_SITE,
+                #future,
+                |__mesh_ret| #status,
+                __mesh_trace,
+            )
+        }
+    } else {
+        quote! {
+            ::mesh_metrics::__private::Instrumented::<#output, _, _>::new(
+                &__MESH_SITE,
+                #future,
+                |__mesh_ret| #status,
+            )
+        }
     }
 }
 
@@ -179,7 +201,13 @@ fn instrumented_future(site: &Site, ret_ty: Option<&Type>, future: TokenStream) 
 ///
 /// Lint allowances go only on the statements generated here, never on a block
 /// around the user's body, so the user's own warnings are reported as before.
-fn sync_body(site: &Site, sig: &syn::Signature, ret_ty: Option<&Type>, block: &mut Block) -> TokenStream {
+fn sync_body(
+    site: &Site,
+    sig: &syn::Signature,
+    ret_ty: Option<&Type>,
+    block: &mut Block,
+    trace: Option<TokenStream>,
+) -> TokenStream {
     let annotation = ret_ty.map(|ty| quote!(: #ty));
     let status = status_of(&site.status, quote!(&__mesh_ret));
     // `let` then finish: the finish is unreachable when the value diverges
@@ -201,9 +229,18 @@ fn sync_body(site: &Site, sig: &syn::Signature, ret_ty: Option<&Type>, block: &m
     let finished = finish(quote!(#block));
     let residual = residual_status(&site.status, &sig.output);
     let statics = call_site_statics(site);
+    let enter = match trace {
+        Some(trace) => quote! {
+            #trace
+            let __mesh_call = ::mesh_metrics::__private::CallGuard::enter_traced(&__MESH_SITE, #residual, __mesh_trace);
+        },
+        None => quote! {
+            let __mesh_call = ::mesh_metrics::__private::CallGuard::enter(&__MESH_SITE, #residual);
+        },
+    };
     quote! {{
         #statics
-        let __mesh_call = ::mesh_metrics::__private::CallGuard::enter(&__MESH_SITE, #residual);
+        #enter
         #finished
     }}
 }

@@ -4,6 +4,7 @@ mod args;
 mod async_shape;
 mod expand;
 mod returns;
+mod trace_param;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -14,9 +15,31 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let original = item.clone();
     try_expand(args, item).unwrap_or_else(|error| {
         let mut tokens = error.into_compile_error();
-        tokens.extend(original);
+        tokens.extend(without_helper_attributes(original));
         tokens
     })
+}
+
+/// The user's item without the attributes only `#[instrumented]` understands
+/// (`#[trace_id]` on parameters, `#[instrumented]` on fns of an impl block):
+/// given back beside an error, they would each add an "unknown attribute" error.
+fn without_helper_attributes(item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Fn(mut function)) => {
+            trace_param::strip(&mut function.sig);
+            quote!(#function)
+        }
+        Ok(syn::Item::Impl(mut block)) => {
+            for item in &mut block.items {
+                if let syn::ImplItem::Fn(method) = item {
+                    trace_param::strip(&mut method.sig);
+                    method.attrs.retain(|attr| attr.path().segments.last().is_none_or(|s| s.ident != "instrumented"));
+                }
+            }
+            quote!(#block)
+        }
+        _ => item,
+    }
 }
 
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use super::Layout;
+use crate::exemplar::{Exemplar, Slots, Stamp};
+use crate::trace::TraceId;
 
 /// A monotonic counter. Whole increments are one `fetch_add`; fractional ones
 /// (revenue, bytes per second) add to a separate `f64` part, so the common case
@@ -16,6 +18,7 @@ use super::Layout;
 pub struct Counter {
     whole: AtomicU64,
     fraction_bits: AtomicU64,
+    exemplar: Slots,
 }
 
 impl Counter {
@@ -42,6 +45,19 @@ impl Counter {
     /// The current value.
     pub fn get(&self) -> f64 {
         self.whole.load(Relaxed) as f64 + f64::from_bits(self.fraction_bits.load(Relaxed))
+    }
+
+    /// Keeps `amount` as the exemplar of the latest increment, for `trace_id`.
+    #[inline]
+    pub(crate) fn exemplar(&self, trace_id: TraceId, amount: f64, at: Stamp) {
+        if let Some(slot) = self.exemplar.get_or_alloc(0, 1) {
+            slot.record(trace_id, amount, at);
+        }
+    }
+
+    /// The latest exemplar, if any increment carried a trace ID.
+    pub(crate) fn read_exemplar(&self, clock: (std::time::SystemTime, quanta::Instant)) -> Option<Exemplar> {
+        self.exemplar.get(0)?.read(clock)
     }
 }
 
@@ -106,32 +122,64 @@ pub struct Histogram {
     sum_bits: AtomicU64,
     /// Sum of `observe_nanos` values: durations add exactly, in one `fetch_add`.
     sum_nanos: AtomicU64,
+    /// One exemplar per bucket, allocated by the first traced observation.
+    exemplars: Slots,
 }
 
 impl Histogram {
     pub(crate) fn new(layout: Arc<Layout>) -> Self {
         let buckets = (0..=layout.bounds().len()).map(|_| AtomicU64::new(0)).collect();
-        Self { layout, buckets, sum_bits: AtomicU64::new(0), sum_nanos: AtomicU64::new(0) }
+        Self { layout, buckets, sum_bits: AtomicU64::new(0), sum_nanos: AtomicU64::new(0), exemplars: Slots::default() }
     }
 
     /// Records one observation. NaN is refused (it has no bucket and would
     /// poison the sum) and `false` is returned.
     pub fn observe(&self, value: f64) -> bool {
+        self.observe_at(value).is_some()
+    }
+
+    /// Records one observation and returns the index of its bucket (`None`
+    /// for a refused NaN).
+    pub(crate) fn observe_at(&self, value: f64) -> Option<usize> {
         if value.is_nan() {
-            return false;
+            return None;
         }
         let index = self.layout.bounds().partition_point(|bound| *bound < value);
         self.bump(index);
         add_f64(&self.sum_bits, value);
-        true
+        Some(index)
     }
 
     /// Records a duration given in nanoseconds; the sum stays exact.
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
-        let index = self.layout.nanos().iter().position(|bound| nanos <= *bound);
-        self.bump(index.unwrap_or(self.layout.nanos().len()));
+        self.observe_nanos_at(nanos);
+    }
+
+    /// Records a duration and returns the index of its bucket.
+    #[inline]
+    pub(crate) fn observe_nanos_at(&self, nanos: u64) -> usize {
+        let index = self.layout.nanos().iter().position(|bound| nanos <= *bound).unwrap_or(self.layout.nanos().len());
+        self.bump(index);
         self.sum_nanos.fetch_add(nanos, Relaxed);
+        index
+    }
+
+    /// Keeps `value` as the exemplar of bucket `index`, for `trace_id`.
+    #[inline]
+    pub(crate) fn exemplar(&self, index: usize, trace_id: TraceId, value: f64, at: Stamp) {
+        if let Some(slot) = self.exemplars.get_or_alloc(index, self.buckets.len()) {
+            slot.record(trace_id, value, at);
+        }
+    }
+
+    /// The latest exemplar of bucket `index` (one per bound, then `+Inf`).
+    pub(crate) fn read_exemplar(
+        &self,
+        index: usize,
+        clock: (std::time::SystemTime, quanta::Instant),
+    ) -> Option<Exemplar> {
+        self.exemplars.get(index)?.read(clock)
     }
 
     #[inline]

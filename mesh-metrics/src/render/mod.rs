@@ -1,12 +1,17 @@
 //! Exposition of the registry's families as text.
 //!
 //! One pass per scrape, straight into a `String`: no intermediate structures.
+//! The classic format and OpenMetrics share the label and number writers.
 
 mod classic;
 pub(crate) mod escape;
+mod from_classic;
 pub(crate) mod number;
+mod openmetrics;
 
 pub(crate) use classic::render as classic;
+pub(crate) use from_classic::append as classic_as_openmetrics;
+pub(crate) use openmetrics::{Claimed, render as openmetrics};
 
 /// Labels added to every series (the builder's `global_label`).
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,166 @@
+//! Re-expresses a classic exposition (the `metrics` facade's, as
+//! `metrics-exporter-prometheus` renders it) as OpenMetrics families.
+//!
+//! The samples are kept byte for byte; what changes is the metadata (a
+//! counter's family name loses `_total`, HELP escapes `"`) and whatever the
+//! classic format allows but OpenMetrics does not: a counter without `_total`
+//! becomes `unknown`, a histogram whose `_sum` is negative loses `_sum` and
+//! `_count`, and a family whose sample names another family already claimed is
+//! left out rather than breaking the document.
+
+use super::openmetrics::{COUNTER_SUFFIXES, Claimed, HISTOGRAM_SUFFIXES, SUMMARY_SUFFIXES, header};
+
+/// One family of the classic text: its metadata lines and sample lines.
+#[derive(Debug)]
+struct Block<'a> {
+    name: &'a str,
+    help: Option<&'a str>,
+    kind: &'a str,
+    samples: Vec<&'a str>,
+}
+
+/// Appends the families of `text` as OpenMetrics, returning the names of those
+/// left out because their sample names were already claimed.
+pub(crate) fn append(out: &mut String, text: &str, claimed: &mut Claimed) -> Vec<String> {
+    let mut skipped = Vec::new();
+    for block in blocks(text) {
+        if !emit(out, &block, claimed) {
+            skipped.push(block.name.to_owned());
+        }
+    }
+    skipped
+}
+
+fn blocks(text: &str) -> Vec<Block<'_>> {
+    let mut blocks: Vec<Block<'_>> = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            match blocks.last_mut() {
+                Some(block) if block.name == name && block.help.is_none() && block.samples.is_empty() => {
+                    block.help = Some(help);
+                }
+                _ => blocks.push(Block { name, help: Some(help), kind: "untyped", samples: Vec::new() }),
+            }
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            match blocks.last_mut() {
+                Some(block) if block.name == name && block.samples.is_empty() => block.kind = kind.trim(),
+                _ => blocks.push(Block { name, help: None, kind: kind.trim(), samples: Vec::new() }),
+            }
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let name = sample_name(line);
+            match blocks.last_mut() {
+                Some(block) if name.starts_with(block.name) => block.samples.push(line),
+                _ => blocks.push(Block { name, help: None, kind: "untyped", samples: vec![line] }),
+            }
+        }
+    }
+    blocks
+}
+
+fn sample_name(line: &str) -> &str {
+    let end = line.find(['{', ' ']).unwrap_or(line.len());
+    line.get(..end).unwrap_or(line)
+}
+
+/// Writes one block; `false` if it cannot be expressed without clashing.
+fn emit(out: &mut String, block: &Block<'_>, claimed: &mut Claimed) -> bool {
+    let (family, kind, suffixes): (&str, &str, &[&str]) = match block.kind {
+        "counter" => match block.name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() => (base, "counter", COUNTER_SUFFIXES),
+            _ => (block.name, "unknown", &[]),
+        },
+        "gauge" => (block.name, "gauge", &[]),
+        "histogram" => (block.name, "histogram", HISTOGRAM_SUFFIXES),
+        "summary" => (block.name, "summary", SUMMARY_SUFFIXES),
+        _ => (block.name, "unknown", &[]),
+    };
+    let owns = |line: &&str| {
+        let name = sample_name(line);
+        name.strip_prefix(family).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
+    };
+    if !block.samples.iter().all(owns) || !claimed.claim(family, suffixes) {
+        return false;
+    }
+    header(out, family, &unescape_help(block.help.unwrap_or_default()), kind);
+    let drop_sum = kind == "histogram" && block.samples.iter().any(|line| negative_sum_or_bound(family, line));
+    for line in &block.samples {
+        let name = sample_name(line);
+        if drop_sum && (name.ends_with("_sum") || name.ends_with("_count")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    true
+}
+
+/// A `_sum` below zero (or NaN), or a bucket with a negative bound: either
+/// forbids `_sum` in OpenMetrics.
+fn negative_sum_or_bound(family: &str, line: &str) -> bool {
+    let name = sample_name(line);
+    if name.strip_prefix(family) == Some("_sum") {
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        return value.parse::<f64>().map_or(true, |v| v.is_nan() || v < 0.0);
+    }
+    name.strip_prefix(family) == Some("_bucket") && line.contains("le=\"-")
+}
+
+/// The classic format escapes `\` and line feed in HELP; undo that so the
+/// OpenMetrics writer can escape by its own rules.
+fn unescape_help(help: &str) -> String {
+    let mut out = String::with_capacity(help.len());
+    let mut chars = help.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('\\')) => {
+                out.push('\\');
+                chars.next();
+            }
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translate(text: &str) -> (String, Vec<String>) {
+        let mut out = String::new();
+        let skipped = append(&mut out, text, &mut Claimed::default());
+        (out, skipped)
+    }
+
+    #[test]
+    fn counters_lose_total_in_metadata_and_help_escapes_quotes() {
+        let (out, skipped) = translate(
+            "# HELP jobs_total Jobs \"done\" \\\\ today\n# TYPE jobs_total counter\njobs_total{queue=\"a\"} 3\n\n",
+        );
+        assert!(skipped.is_empty());
+        assert_eq!(out, "# HELP jobs Jobs \\\"done\\\" \\\\ today\n# TYPE jobs counter\njobs_total{queue=\"a\"} 3\n");
+    }
+
+    #[test]
+    fn what_openmetrics_forbids_is_reexpressed_or_left_out() {
+        let (out, _) = translate("# TYPE hits counter\nhits 2\n");
+        assert_eq!(out, "# TYPE hits unknown\nhits 2\n");
+
+        let histogram = "# TYPE delta histogram\ndelta_bucket{le=\"1\"} 1\ndelta_bucket{le=\"+Inf\"} 2\n\
+                         delta_sum -4.5\ndelta_count 2\n";
+        let (out, _) = translate(histogram);
+        assert_eq!(out, "# TYPE delta histogram\ndelta_bucket{le=\"1\"} 1\ndelta_bucket{le=\"+Inf\"} 2\n");
+
+        let (out, skipped) = translate("# TYPE a_total counter\na_total 1\n# TYPE a gauge\na 2\n");
+        assert_eq!(out, "# TYPE a counter\na_total 1\n");
+        assert_eq!(skipped, vec!["a".to_owned()]);
+    }
+}

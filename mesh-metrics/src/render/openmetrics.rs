@@ -1,0 +1,250 @@
+//! The OpenMetrics 1.0.0 text format, with exemplars
+//! (<https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md>).
+//!
+//! Where it differs from the classic format: a counter's family is named
+//! without `_total` in `# HELP`/`# TYPE` (a counter whose name lacks `_total`
+//! is exposed as `unknown`, under its own name); exemplars follow `_bucket` and
+//! counter `_total` samples, never a gauge; a histogram whose sum could be
+//! negative leaves out `_sum` and `_count`, as the specification requires; HELP
+//! escapes `"`; no two families may claim the same sample name; and the
+//! document ends with `# EOF`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{GlobalLabels, escape, labels, number};
+use crate::exemplar::Exemplar;
+use crate::registry::{Cell, Family, Histogram, MetricKind, Series};
+
+/// The longest label set an exemplar may carry, in characters of names and values.
+const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+
+/// The sample names each family has taken, so that a later family claiming
+/// one of them (which would make the whole document invalid) is left out.
+#[derive(Debug, Default)]
+pub(crate) struct Claimed(HashSet<String>);
+
+impl Claimed {
+    /// Claims every sample name of a family of `kind` named `family`; `false`
+    /// (and nothing claimed) if any is taken.
+    pub(crate) fn claim(&mut self, family: &str, suffixes: &[&str]) -> bool {
+        let names: Vec<String> =
+            std::iter::once("").chain(suffixes.iter().copied()).map(|s| format!("{family}{s}")).collect();
+        if names.iter().any(|name| self.0.contains(name)) {
+            return false;
+        }
+        self.0.extend(names);
+        true
+    }
+}
+
+/// The sample-name suffixes a family of each OpenMetrics type owns.
+pub(crate) const COUNTER_SUFFIXES: &[&str] = &["_total", "_created"];
+pub(crate) const HISTOGRAM_SUFFIXES: &[&str] = &["_bucket", "_count", "_sum", "_created"];
+pub(crate) const SUMMARY_SUFFIXES: &[&str] = &["_count", "_sum", "_created"];
+
+/// How a registry family is exposed: its OpenMetrics family name and type.
+fn exposed(name: &str, kind: MetricKind) -> (&str, &'static str, &'static [&'static str]) {
+    match kind {
+        MetricKind::Counter => match name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() => (base, "counter", COUNTER_SUFFIXES),
+            _ => (name, "unknown", &[]),
+        },
+        MetricKind::Gauge => (name, "gauge", &[]),
+        MetricKind::Histogram => (name, "histogram", HISTOGRAM_SUFFIXES),
+    }
+}
+
+/// Appends every family with at least one series. Families whose sample
+/// names are already claimed are skipped and returned by name.
+pub(crate) fn render(
+    out: &mut String,
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    claimed: &mut Claimed,
+    clock: (SystemTime, quanta::Instant),
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    let mut scratch = Scratch::default();
+    for family in families {
+        let series = family.series_list();
+        if series.is_empty() {
+            continue;
+        }
+        let descriptor = family.descriptor();
+        let (exposed_name, kind, suffixes) = exposed(&descriptor.name, descriptor.kind);
+        if !claimed.claim(exposed_name, suffixes) {
+            skipped.push(descriptor.name.to_string());
+            continue;
+        }
+        header(out, exposed_name, &descriptor.help, kind);
+        let names = &*descriptor.label_names;
+        let global = global.for_family(names);
+        let sample = SampleLabels { names, global: &global };
+        for series in &series {
+            match series.cell() {
+                Cell::Counter(counter) => {
+                    let exemplar = if kind == "counter" { counter.read_exemplar(clock) } else { None };
+                    sample.scalar(out, &descriptor.name, series, counter.get(), exemplar);
+                }
+                Cell::Gauge(gauge) => sample.scalar(out, &descriptor.name, series, gauge.get(), None),
+                Cell::InFlight(in_flight) => {
+                    sample.scalar(out, &descriptor.name, series, in_flight.get() as f64, None);
+                }
+                Cell::Histogram(histogram) => {
+                    sample.histogram(out, &descriptor.name, series, histogram, clock, &mut scratch);
+                }
+            }
+        }
+    }
+    skipped
+}
+
+/// Writes `# HELP` (when there is help) and `# TYPE`.
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    if !help.is_empty() {
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        escape::help(out, help, true);
+        out.push('\n');
+    }
+    out.push_str("# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+#[derive(Default)]
+struct Scratch {
+    cumulative: Vec<u64>,
+    le: String,
+}
+
+struct SampleLabels<'a> {
+    names: &'a [&'a str],
+    global: &'a str,
+}
+
+impl SampleLabels<'_> {
+    fn scalar(&self, out: &mut String, name: &str, series: &Series, value: f64, exemplar: Option<Exemplar>) {
+        out.push_str(name);
+        labels(out, self.names, series.labels(), self.global, None);
+        out.push(' ');
+        number::float(out, value);
+        if let Some(exemplar) = exemplar {
+            write_exemplar(out, &[("trace_id", &exemplar.trace_id.to_string())], exemplar.value, exemplar.timestamp);
+        }
+        out.push('\n');
+    }
+
+    fn histogram(
+        &self,
+        out: &mut String,
+        name: &str,
+        series: &Series,
+        histogram: &Histogram,
+        clock: (SystemTime, quanta::Instant),
+        scratch: &mut Scratch,
+    ) {
+        let (count, sum) = histogram.read(&mut scratch.cumulative);
+        let bounds = histogram.layout().bounds();
+        for (i, bucket) in scratch.cumulative.iter().enumerate() {
+            scratch.le.clear();
+            match bounds.get(i) {
+                Some(bound) => number::float(&mut scratch.le, *bound),
+                None => scratch.le.push_str("+Inf"),
+            }
+            out.push_str(name);
+            out.push_str("_bucket");
+            labels(out, self.names, series.labels(), self.global, Some(("le", &scratch.le)));
+            out.push(' ');
+            number::integer(out, *bucket);
+            if let Some(exemplar) = histogram.read_exemplar(i, clock) {
+                write_exemplar(
+                    out,
+                    &[("trace_id", &exemplar.trace_id.to_string())],
+                    exemplar.value,
+                    exemplar.timestamp,
+                );
+            }
+            out.push('\n');
+        }
+        // OpenMetrics: `_sum` is a counter, so it may not be negative (nor may
+        // it appear at all when a bucket bound is negative); `_count` goes with it.
+        let negative_bounds = bounds.first().is_some_and(|b| *b < 0.0);
+        if negative_bounds || sum.is_nan() || sum < 0.0 {
+            return;
+        }
+        for (suffix, value) in [("_count", count as f64), ("_sum", sum)] {
+            out.push_str(name);
+            out.push_str(suffix);
+            labels(out, self.names, series.labels(), self.global, None);
+            out.push(' ');
+            number::float(out, value);
+            out.push('\n');
+        }
+    }
+}
+
+/// Appends ` # {labels} value timestamp`, or nothing when the label set is
+/// longer than OpenMetrics allows (an exemplar is dropped, never cut).
+pub(crate) fn write_exemplar(out: &mut String, pairs: &[(&str, &str)], value: f64, timestamp: Duration) {
+    let chars: usize = pairs.iter().map(|(name, value)| name.chars().count() + value.chars().count()).sum();
+    if chars > MAX_EXEMPLAR_LABEL_CHARS {
+        return;
+    }
+    out.push_str(" # ");
+    let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+    let values: Vec<Box<str>> = pairs.iter().map(|(_, value)| Box::<str>::from(*value)).collect();
+    labels(out, &names, &values, "", None);
+    if pairs.is_empty() {
+        out.push_str("{}");
+    }
+    out.push(' ');
+    number::float(out, value);
+    out.push(' ');
+    number::integer(out, timestamp.as_secs());
+    out.push('.');
+    let millis = timestamp.subsec_millis();
+    out.push(char::from(b'0' + (millis / 100) as u8));
+    out.push(char::from(b'0' + (millis / 10 % 10) as u8));
+    out.push(char::from(b'0' + (millis % 10) as u8));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exemplar_with_too_long_a_label_set_is_dropped_whole() {
+        let at = Duration::from_millis(1_700_000_000_123);
+        let mut out = String::new();
+        write_exemplar(&mut out, &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")], 0.25, at);
+        assert_eq!(out, " # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.25 1700000000.123");
+
+        // 8 + 120 = 128 characters, in multi-byte UTF-8: still allowed.
+        let at_limit = "é".repeat(120);
+        let mut out = String::new();
+        write_exemplar(&mut out, &[("trace_id", &at_limit)], 1.0, at);
+        assert!(out.contains(&at_limit));
+
+        let over = "é".repeat(121);
+        let mut out = String::new();
+        write_exemplar(&mut out, &[("trace_id", &over)], 1.0, at);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn counters_without_total_are_unknown_and_names_are_claimed_once() {
+        assert_eq!(exposed("requests_total", MetricKind::Counter).0, "requests");
+        assert_eq!(exposed("requests", MetricKind::Counter).1, "unknown");
+        assert_eq!(exposed("_total", MetricKind::Counter).1, "unknown");
+        let mut claimed = Claimed::default();
+        assert!(claimed.claim("requests", COUNTER_SUFFIXES));
+        assert!(!claimed.claim("requests_total", &[]));
+        assert!(claimed.claim("requests_seconds", HISTOGRAM_SUFFIXES));
+    }
+}

@@ -1,0 +1,176 @@
+//! External tools the tests lean on: the Prometheus project's Python parser
+//! (`prometheus_client`) as a strict, independent reader of both exposition
+//! formats; child processes that are killed whatever happens; temporary dirs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::in_ci;
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Classic,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+/// One sample as the strict parser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSample {
+    /// Sample name (`x_total`, `x_bucket`, ...).
+    pub name: String,
+    /// `k=v` pairs sorted by name, comma-separated; `\\`, `\n`, tab escaped.
+    pub labels: String,
+    /// The value.
+    pub value: f64,
+    /// Its exemplar, if any.
+    pub exemplar: Option<ParsedExemplar>,
+}
+
+/// An exemplar as the strict parser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedExemplar {
+    /// The `trace_id` label.
+    pub trace_id: String,
+    /// The value.
+    pub value: f64,
+    /// Seconds since the Unix epoch.
+    pub timestamp: f64,
+}
+
+const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/support/parse_exposition.py");
+
+/// `Some(())` when `python3` with `prometheus_client` is installed. Outside CI
+/// a missing parser skips the test with a message saying how to install it;
+/// under `CI=true` it is a failure.
+pub fn strict_parser() -> Option<()> {
+    let found = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        assert!(!in_ci(), "python3 with prometheus_client is required under CI=true; .ci/run installs it");
+        eprintln!("skipping: the strict parser needs `python3 -m pip install prometheus-client`");
+        return None;
+    }
+    Some(())
+}
+
+/// Parses `text` with `prometheus_client`; `Err` holds the parser's complaint.
+pub fn strict_parse(format: Format, text: &str) -> Result<Vec<ParsedSample>, String> {
+    let format = match format {
+        Format::Classic => "classic",
+        Format::OpenMetrics => "openmetrics",
+    };
+    let mut child = Command::new("python3")
+        .arg(PARSER)
+        .arg(format)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start python3: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).map_err(|e| format!("cannot write to the parser: {e}"))?;
+    }
+    let output = child.wait_with_output().map_err(|e| format!("parser did not finish: {e}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Ok(stdout.lines().filter(|line| line.starts_with("sample\t")).map(parse_sample_line).collect())
+}
+
+fn parse_sample_line(line: &str) -> ParsedSample {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or_default();
+    let number = |i: usize| field(i).parse::<f64>().unwrap_or(f64::NAN);
+    ParsedSample {
+        name: field(1).to_owned(),
+        labels: field(2).to_owned(),
+        value: number(3),
+        exemplar: (fields.len() > 4).then(|| ParsedExemplar {
+            trace_id: field(4).to_owned(),
+            value: number(5),
+            timestamp: number(6),
+        }),
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A child process killed (and reaped) when the guard drops, also when the
+/// test fails.
+#[derive(Debug)]
+pub struct ChildGuard {
+    name: &'static str,
+    child: Child,
+}
+
+impl ChildGuard {
+    /// Starts `command`, named `name` in messages.
+    pub fn spawn(name: &'static str, command: &mut Command) -> Self {
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name, child }
+    }
+
+    /// The child, e.g. to take its stdout.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Fails with `name`'s exit status if it has already exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory whose name starts with `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
