@@ -2,14 +2,18 @@
 //! successes, errors, slow calls and cancelled calls — served on `/metrics`.
 //!
 //! ```text
-//! mesh-demo [--listen ADDR] [--duration SECS] [--workers N]
+//! mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE]
 //! ```
+//!
+//! Every simulated request arrives with a W3C `traceparent` header, as it would
+//! from a traced caller, so the latency buckets carry real exemplars.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_metrics::trace::{self, TraceId};
 use mesh_metrics_examples::registry::MeshRegistry;
 use mesh_metrics_examples::summary;
 use mesh_metrics_examples::traffic::Rng;
@@ -19,13 +23,14 @@ const USAGE: &str = "\
 mesh-demo: a weather agent and a registry under traffic, served on /metrics
 
 USAGE:
-    mesh-demo [--listen ADDR] [--duration SECS] [--workers N]
+    mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE]
 
 OPTIONS:
     --listen ADDR     where to serve /metrics [default: 127.0.0.1:9464]
     --duration SECS   stop by itself after SECS seconds [default: run until Ctrl-C]
     --workers N       concurrent callers [default: 4]
     --summary SECS    seconds between live summaries [default: 5]
+    --trace-log FILE  append the traceparent header of every request to FILE
     -h, --help        print this help
 ";
 
@@ -35,6 +40,7 @@ struct Options {
     duration: Option<Duration>,
     workers: usize,
     summary_every: Duration,
+    trace_log: Option<std::path::PathBuf>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
@@ -43,6 +49,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         duration: None,
         workers: 4,
         summary_every: Duration::from_secs(5),
+        trace_log: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -55,6 +62,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             }
             "--duration" => options.duration = Some(Duration::from_secs_f64(seconds(&value("--duration")?)?)),
             "--summary" => options.summary_every = Duration::from_secs_f64(seconds(&value("--summary")?)?.max(0.1)),
+            "--trace-log" => options.trace_log = Some(value("--trace-log")?.into()),
             "--workers" => {
                 let text = value("--workers")?;
                 options.workers = text
@@ -102,11 +110,22 @@ async fn main() -> ExitCode {
     };
     println!("mesh-demo: scrape http://{}/metrics (Ctrl-C to stop)", exporter.local_addr());
 
+    let trace_log = match &options.trace_log {
+        Some(path) => match TraceLog::create(path) {
+            Ok(log) => Some(Arc::new(log)),
+            Err(error) => {
+                eprintln!("mesh-demo: --trace-log {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let weather = Arc::new(WeatherAgent);
     let registry = Arc::new(MeshRegistry::new());
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..options.workers {
-        tasks.spawn(weather_traffic(weather.clone(), Rng::from_time().next_u64() ^ worker as u64));
+        let seed = Rng::from_time().next_u64() ^ worker as u64;
+        tasks.spawn(weather_traffic(weather.clone(), seed, trace_log.clone()));
     }
     tasks.spawn(registry_traffic(registry, Rng::from_time().next_u64()));
     tasks.spawn(print_summaries(options.summary_every));
@@ -129,10 +148,18 @@ async fn main() -> ExitCode {
 /// One caller: mostly fast forecasts, some unknown locations (errors), some
 /// slow upstreams (errors past 900 ms), some callers that give up (cancelled),
 /// and synchronous current-conditions lookups.
-async fn weather_traffic(agent: Arc<WeatherAgent>, seed: u64) {
+///
+/// Each request carries a fresh `traceparent`, read back with
+/// [`TraceId::from_traceparent`] as a real agent would read its request header.
+async fn weather_traffic(agent: Arc<WeatherAgent>, seed: u64, trace_log: Option<Arc<TraceLog>>) {
     let mut rng = Rng::new(seed);
     let places = locations();
     loop {
+        let traceparent = format!("00-{:016x}{:016x}-{:016x}-01", rng.next_u64(), rng.next_u64(), rng.next_u64() | 1);
+        if let Some(log) = &trace_log {
+            log.append(&traceparent);
+        }
+        let Ok(trace_id) = TraceId::from_traceparent(&traceparent) else { continue };
         let location = rng.pick(&places).copied().unwrap_or("lisbon");
         let latency = match rng.below(100) {
             0..=79 => Duration::from_millis(5 + rng.below(60)),
@@ -141,11 +168,15 @@ async fn weather_traffic(agent: Arc<WeatherAgent>, seed: u64) {
         };
         if rng.chance(10) {
             // The caller gives up after 200 ms: a cancelled call when it is slower.
-            let _ = tokio::time::timeout(Duration::from_millis(200), agent.get_forecast(location, latency)).await;
+            let call = trace::scope(trace_id, agent.get_forecast(location, latency));
+            let _ = tokio::time::timeout(Duration::from_millis(200), call).await;
         } else {
-            let _ = agent.get_forecast(location, latency).await;
+            let _ = trace::scope(trace_id, agent.get_forecast(location, latency)).await;
         }
-        let _ = agent.get_current(location);
+        {
+            let _trace = trace::enter(trace_id);
+            let _ = agent.get_current(location);
+        }
         tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
     }
 }
@@ -174,5 +205,24 @@ async fn print_summaries(every: Duration) {
         let after = mesh_metrics::snapshot();
         println!("\n{}", summary::format(&summary::between(&before, &after, every.as_secs_f64())));
         before = after;
+    }
+}
+
+/// The `--trace-log` file: one `traceparent` per line, so a test can check
+/// that the exemplars Prometheus stored are the demo's own trace IDs.
+struct TraceLog(std::sync::Mutex<std::io::LineWriter<std::fs::File>>);
+
+impl TraceLog {
+    fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self(std::sync::Mutex::new(std::io::LineWriter::new(file))))
+    }
+
+    fn append(&self, traceparent: &str) {
+        use std::io::Write as _;
+        let mut file = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(error) = writeln!(file, "{traceparent}") {
+            eprintln!("mesh-demo: --trace-log: {error}");
+        }
     }
 }

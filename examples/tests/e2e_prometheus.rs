@@ -1,0 +1,166 @@
+//! The mesh demo scraped by a real Prometheus server with exemplar storage:
+//! the trace IDs the demo's requests carried come back from
+//! `/api/v1/query_exemplars`, and the guide's queries return data.
+//!
+//! Needs `prometheus` (Debian's package; `.ci/run` installs it). Outside CI a
+//! missing binary skips the test with a message; under `CI=true` it must run.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, required_tool};
+
+/// How long to wait for Prometheus to see what the test expects.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn free_loopback_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr")
+}
+
+/// Starts the demo on an ephemeral port and returns it with its address,
+/// read from the line it prints first.
+fn start_demo(trace_log: &std::path::Path) -> (ChildGuard, SocketAddr) {
+    let mut demo = ChildGuard::spawn(
+        "mesh-demo",
+        Command::new(env!("CARGO_BIN_EXE_mesh-demo"))
+            .args(["--listen", "127.0.0.1:0", "--duration", "300", "--summary", "3600", "--workers", "4"])
+            .arg("--trace-log")
+            .arg(trace_log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
+    let stdout = demo.child().stdout.take().expect("demo stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).expect("demo prints its address");
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in the demo's first line: {first:?}"));
+    (demo, addr)
+}
+
+fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr) -> (ChildGuard, SocketAddr) {
+    let listen = free_loopback_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: mesh-demo\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("prometheus log");
+    let prometheus = ChildGuard::spawn(
+        "prometheus",
+        Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={listen}"))
+            .arg("--enable-feature=exemplar-storage")
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    (prometheus, listen)
+}
+
+/// `GET` a Prometheus API path; the `data` of a successful answer.
+fn api(prometheus: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let response = get(prometheus, path).ok()?;
+    let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;
+    (body["status"] == "success").then(|| body["data"].clone())
+}
+
+fn query(prometheus: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    let data = api(prometheus, &format!("/api/v1/query?query={}", percent_encode(promql)));
+    data.and_then(|d| d["result"].as_array().cloned()).unwrap_or_default()
+}
+
+/// Polls `check` until it returns `Some` or `PATIENCE` runs out.
+fn eventually<T>(what: &str, processes: &mut [&mut ChildGuard], mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        for process in processes.iter_mut() {
+            process.assert_running();
+        }
+        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
+    let Some(binary) = required_tool("prometheus") else { return };
+    let dir = TempDir::new("mesh-metrics-e2e");
+    let trace_log = dir.path().join("traceparents.log");
+    let (mut demo, target) = start_demo(&trace_log);
+    let (mut prometheus, api_addr) = start_prometheus(&binary, &dir, target);
+    let log_tail = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+
+    let up = eventually("up == 1", &mut [&mut demo, &mut prometheus], || {
+        query(api_addr, "up{job=\"mesh-demo\"}").first().map(|s| s["value"][1].clone())
+    });
+    assert_eq!(up, "1", "the scrape failed; prometheus log:\n{}", log_tail());
+
+    let exemplars = eventually("exemplars", &mut [&mut demo, &mut prometheus], || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode("mcp_mesh_request_duration_seconds_bucket"),
+            now - 300,
+            now + 60
+        );
+        let ids: Vec<String> = api(api_addr, &path)?
+            .as_array()?
+            .iter()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|exemplar| exemplar["labels"]["trace_id"].as_str().map(str::to_owned))
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    });
+    let used: HashSet<String> = std::fs::read_to_string(&trace_log)
+        .expect("the demo's trace log")
+        .lines()
+        .filter_map(|header| header.split('-').nth(1).map(str::to_owned))
+        .collect();
+    for id in &exemplars {
+        assert!(used.contains(id), "Prometheus returned trace ID {id}, which the demo never used");
+    }
+
+    let counter_exemplars = eventually("counter exemplars", &mut [&mut demo, &mut prometheus], || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode("mcp_mesh_requests_total"),
+            now - 300,
+            now + 60
+        );
+        let series = api(api_addr, &path)?.as_array()?.len();
+        (series > 0).then_some(series)
+    });
+    assert!(counter_exemplars > 0);
+
+    let rate = eventually("rate() data", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "rate(mcp_mesh_requests_total[1m])");
+        let positive = result.iter().any(|s| s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()) > Some(0.0));
+        positive.then_some(result.len())
+    });
+    assert!(rate >= 3, "one rate per agent/method/status series");
+    let p95 = eventually("p95 data", &mut [&mut demo, &mut prometheus], || {
+        let promql = "histogram_quantile(0.95, sum by (le) (rate(mcp_mesh_request_duration_seconds_bucket[1m])))";
+        let result = query(api_addr, promql);
+        let value = result.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
+        value.is_finite().then_some(value)
+    });
+    assert!(p95 > 0.0 && p95 <= 5.0, "p95 latency {p95} s");
+}
