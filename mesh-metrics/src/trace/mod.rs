@@ -4,8 +4,9 @@
 //! 1. a parameter marked `#[trace_id]` (any type that implements [`AsTraceId`]);
 //! 2. the caller's scope: [`scope`] for a future (it follows the future from
 //!    thread to thread, as it is set around every poll), [`enter`] for sync code;
-//! 3. with the `tracing` feature, the current span (see `TraceIdLayer`, which
-//!    sets the same scope while a span that carries a `trace_id` is entered).
+//! 3. with the `tracing` cargo feature, the current span: `TraceIdLayer`
+//!    sets the same scope while a span that carries a `trace_id` field (or a
+//!    child of one) is entered.
 //!
 //! [`TraceId::from_traceparent`] reads the ID out of a W3C `traceparent`
 //! header. A call with no trace ID records no exemplar.
@@ -31,6 +32,11 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+
+#[cfg(feature = "tracing")]
+mod layer;
+#[cfg(feature = "tracing")]
+pub use layer::TraceIdLayer;
 
 /// A W3C trace ID: 16 bytes, never all zero, shown as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
