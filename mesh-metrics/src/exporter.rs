@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use metrics_util::layers::Layer as _;
 use tokio::sync::{oneshot, watch};
 
+use crate::guard::layer::{CardinalityLayer, FacadeGuard};
+use crate::guard::{self, CardinalityPolicy, Limit};
 use crate::registry::{self, Cell, Descriptor, Layout, MetricKind, Registry};
 use crate::render::{self, GlobalLabels};
 use crate::{Error, http, names};
@@ -33,6 +37,8 @@ impl Exporter {
             global_labels: Vec::new(),
             agent_info: None,
             upkeep_interval: Duration::from_secs(5),
+            policy: CardinalityPolicy::default(),
+            idle_timeout: None,
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct ExporterBuilder {
     global_labels: Vec<(String, String)>,
     agent_info: Option<[String; 3]>,
     upkeep_interval: Duration,
+    policy: CardinalityPolicy,
+    idle_timeout: Option<Duration>,
 }
 
 impl ExporterBuilder {
@@ -83,9 +91,55 @@ impl ExporterBuilder {
         self
     }
 
-    /// How often facade histograms are drained into their buckets (default 5 s).
+    /// How often upkeep runs (default 5 s): facade histograms are drained into
+    /// their buckets, and idle series expire.
     pub fn upkeep_interval(mut self, every: Duration) -> Self {
-        self.upkeep_interval = every;
+        self.upkeep_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Label sets admitted per metric name (default
+    /// [`guard::DEFAULT_SERIES_LIMIT`]); past it, measurements go to the
+    /// metric's `otel_metric_overflow="true"` series. See [`crate::guard`].
+    pub fn cardinality_limit(mut self, series: usize) -> Self {
+        self.policy = self.policy.default_limit(Limit::Series(series));
+        self
+    }
+
+    /// The cardinality limit of one metric, by exact name.
+    pub fn cardinality_limit_for(mut self, metric: impl Into<String>, series: usize) -> Self {
+        self.policy = self.policy.limit_for(metric, Limit::Series(series));
+        self
+    }
+
+    /// The cardinality limit of every metric whose name starts with `prefix`
+    /// (the longest matching prefix wins; an exact name beats any prefix).
+    pub fn cardinality_limit_for_prefix(mut self, prefix: impl Into<String>, series: usize) -> Self {
+        self.policy = self.policy.limit_for_prefix(prefix, Limit::Series(series));
+        self
+    }
+
+    /// No cardinality limit for one metric, by exact name: for labels known
+    /// to be bounded but more numerous than the default limit.
+    pub fn unlimited_cardinality(mut self, metric: impl Into<String>) -> Self {
+        self.policy = self.policy.limit_for(metric, Limit::Unlimited);
+        self
+    }
+
+    /// Label values longer than this many bytes are cut on a UTF-8 character
+    /// boundary (default [`guard::DEFAULT_MAX_LABEL_VALUE_BYTES`]).
+    pub fn max_label_value_bytes(mut self, bytes: usize) -> Self {
+        self.policy = self.policy.max_label_value_bytes(bytes);
+        self
+    }
+
+    /// Series not updated for this long are dropped from `/metrics` and free
+    /// their slot in the cardinality guard: `metrics` facade series, and the
+    /// series of registry families that opt in (unbounded business labels,
+    /// [`Family::expire_idle_series`](crate::registry::Family::expire_idle_series)).
+    /// The fixed series of `#[instrumented]` call sites never expire. Off by default.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
         self
     }
 
@@ -118,9 +172,16 @@ impl ExporterBuilder {
 
         let registry = registry::global();
         registry.set_layouts(default_layout.clone(), per_metric.clone())?;
-        let facade = facade_recorder(&default_layout, &per_metric, &self.global_labels)?;
+        registry.set_policy(self.policy.clone());
+        let idle_ticks = self
+            .idle_timeout
+            .map_or(0, |timeout| timeout.as_nanos().div_ceil(self.upkeep_interval.as_nanos().max(1)).max(1) as u64);
+        registry.set_idle_ticks(idle_ticks);
+        let facade = facade_recorder(&default_layout, &per_metric, &self.global_labels, self.idle_timeout)?;
         let facade_handle = facade.handle();
-        metrics::set_global_recorder(facade).map_err(|_| Error::RecorderAlreadySet)?;
+        let guard = Arc::new(FacadeGuard::new(Arc::new(self.policy.clone()), idle_ticks));
+        let guarded = CardinalityLayer(guard.clone()).layer(facade);
+        metrics::set_global_recorder(guarded).map_err(|_| Error::RecorderAlreadySet)?;
 
         for site in crate::__private::CALL_SITES {
             site.register();
@@ -133,6 +194,8 @@ impl ExporterBuilder {
             registry,
             global: GlobalLabels::new(&self.global_labels),
             facade: facade_handle,
+            guard,
+            prune_facade: self.idle_timeout.is_some(),
             reported_clashes: Mutex::new(HashSet::new()),
         });
         let (stop, stopped) = watch::channel(false);
@@ -191,6 +254,7 @@ fn facade_recorder(
     default: &Layout,
     per_metric: &HashMap<String, Layout>,
     global_labels: &[(String, String)],
+    idle_timeout: Option<Duration>,
 ) -> Result<metrics_exporter_prometheus::PrometheusRecorder, Error> {
     let bucket_error = |metric: &str, error: metrics_exporter_prometheus::BuildError| Error::Buckets {
         metric: metric.to_owned(),
@@ -205,6 +269,9 @@ fn facade_recorder(
     }
     for (name, value) in global_labels {
         builder = builder.add_global_label(name, value);
+    }
+    if let Some(timeout) = idle_timeout {
+        builder = builder.idle_timeout(MetricKindMask::ALL, Some(timeout));
     }
     Ok(builder.build_recorder())
 }
@@ -229,12 +296,16 @@ pub(crate) struct Renderer {
     registry: &'static Registry,
     global: GlobalLabels,
     facade: PrometheusHandle,
+    guard: Arc<FacadeGuard>,
+    /// Whether upkeep renders the facade, which is when it prunes idle series.
+    prune_facade: bool,
     reported_clashes: Mutex<HashSet<String>>,
 }
 
 impl Renderer {
     /// The classic text exposition.
     pub(crate) fn classic(&self) -> String {
+        guard::publish(self.registry, &self.guard);
         let families = self.registry.families();
         let mut out = String::with_capacity(16 * 1024);
         render::classic(&mut out, &families, &self.global);
@@ -245,6 +316,7 @@ impl Renderer {
 
     /// The OpenMetrics 1.0.0 exposition, with exemplars.
     pub(crate) fn openmetrics(&self) -> String {
+        guard::publish(self.registry, &self.guard);
         let families = self.registry.families();
         let mut out = String::with_capacity(16 * 1024);
         let mut claimed = render::Claimed::default();
@@ -258,8 +330,16 @@ impl Renderer {
         out
     }
 
+    /// Drains facade histograms; with an idle timeout, also prunes idle
+    /// facade series (the exporter does so when it renders) before the guards
+    /// free the slots of what has been idle a little longer.
     pub(crate) fn run_upkeep(&self) {
         self.facade.run_upkeep();
+        if self.prune_facade {
+            drop(self.facade.render());
+        }
+        self.guard.upkeep();
+        self.registry.upkeep();
     }
 
     /// Appends the facade's exposition, leaving out any family that is also

@@ -47,6 +47,7 @@
 mod error;
 mod exemplar;
 mod exporter;
+pub mod guard;
 mod http;
 mod instrument;
 pub mod names;

@@ -12,8 +12,11 @@ pub const CONNECTIONS_ACTIVE: &str = "mcp_mesh_connections_active";
 pub const AGENT_INFO: &str = "mcp_mesh_agent_info";
 /// Gauge kept by a registry, labelled `status`.
 pub const REGISTRY_AGENTS_TOTAL: &str = "mcp_mesh_registry_agents_total";
-/// Counter of measurements folded by the cardinality guard, labelled `metric`.
+/// Counter of registrations and lookups the cardinality guard folded into a
+/// metric's overflow series, labelled `metric`.
 pub const CARDINALITY_OVERFLOW_TOTAL: &str = "mcp_mesh_cardinality_overflow_total";
+/// Gauge of the label sets the cardinality guard admitted, labelled `metric`.
+pub const CARDINALITY_SERIES: &str = "mcp_mesh_cardinality_series";
 
 /// The `status` label values of [`REQUESTS_TOTAL`].
 pub const STATUSES: [&str; 3] = ["success", "error", "cancelled"];

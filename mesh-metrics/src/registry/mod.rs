@@ -10,8 +10,14 @@ mod cells;
 mod layout;
 mod snapshot;
 
+#[cfg(test)]
+mod guard_tests;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 pub use cells::{Counter, Gauge, Histogram, InFlight};
@@ -19,6 +25,7 @@ pub use layout::{DEFAULT_BUCKETS, Layout};
 pub use snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, ValueSnapshot};
 
 use crate::Error;
+use crate::guard::{self, CardinalityPolicy, Folds};
 
 /// The type of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +79,30 @@ pub enum Cell {
 #[derive(Debug)]
 pub struct Series {
     labels: Box<[Box<str>]>,
+    overflow: bool,
+    /// The registry tick of its last lookup, for families whose idle series expire.
+    last_used: AtomicU64,
     cell: Cell,
 }
 
+/// The label names of every overflow series.
+const OVERFLOW_NAMES: &[&str] = &[guard::OVERFLOW_LABEL.0];
+
 impl Series {
-    /// The label values, in the family's label-name order.
+    /// The label values, in the order of [`label_names`](Self::label_names).
     pub fn labels(&self) -> &[Box<str>] {
         &self.labels
+    }
+
+    /// The label names of this series: the family's, or for the overflow
+    /// series its single `otel_metric_overflow` label.
+    pub fn label_names<'a>(&self, family_names: &'a [&'static str]) -> &'a [&'static str] {
+        if self.overflow { OVERFLOW_NAMES } else { family_names }
+    }
+
+    /// Whether this is the family's overflow series (see [`crate::guard`]).
+    pub fn is_overflow(&self) -> bool {
+        self.overflow
     }
 
     /// The value cell.
@@ -93,12 +117,22 @@ pub struct Family {
     descriptor: Descriptor,
     layout: RwLock<Arc<Layout>>,
     series: RwLock<SeriesTable>,
+    /// The guard's limit for this family (`usize::MAX`: none) and label value
+    /// length, resolved from the policy whenever it changes.
+    limit: AtomicUsize,
+    max_value_bytes: AtomicUsize,
+    folds: Folds,
+    expires: AtomicBool,
 }
 
+/// The admitted series, indexed by a hash of their label values so that a
+/// lookup allocates nothing, and the overflow series once needed.
 #[derive(Debug, Default)]
 struct SeriesTable {
-    index: HashMap<Box<[Box<str>]>, usize>,
+    hasher: RandomState,
+    index: HashMap<u64, Vec<Arc<Series>>, BuildHasherDefault<PassThrough>>,
     list: Vec<Arc<Series>>,
+    overflow: Option<Arc<Series>>,
 }
 
 impl Family {
@@ -110,7 +144,11 @@ impl Family {
     /// The series with these label values, created at zero if new.
     ///
     /// Values are given in the family's label-name order; a wrong number of
-    /// values is an error, never a panic.
+    /// values is an error, never a panic. Values longer than the guard's limit
+    /// are truncated. Once the family holds as many label sets as the guard
+    /// admits, a new label set gets the overflow series instead (see
+    /// [`crate::guard`]): its measurements still count, under
+    /// `otel_metric_overflow="true"`.
     pub fn series(&self, values: &[&str], make: impl FnOnce(&Arc<Layout>) -> Cell) -> Result<Arc<Series>, Error> {
         if values.len() != self.descriptor.label_names.len() {
             return Err(Error::LabelCount {
@@ -119,33 +157,172 @@ impl Family {
                 got: values.len(),
             });
         }
-        let key: Box<[Box<str>]> = values.iter().map(|v| Box::<str>::from(*v)).collect();
-        if let Some(found) = read(&self.series).get(&key) {
-            return Ok(found);
+        let max = self.max_value_bytes.load(Ordering::Relaxed);
+        let truncated: Vec<&str>;
+        let values = if values.iter().any(|v| v.len() > max) {
+            truncated = values.iter().map(|v| guard::truncate(v, max)).collect();
+            &truncated[..]
+        } else {
+            values
+        };
+        let limit = self.limit.load(Ordering::Relaxed);
+        {
+            let table = read(&self.series);
+            let hash = table.hash(values);
+            if let Some(found) = table.get(hash, values) {
+                self.touch(&found);
+                return Ok(found);
+            }
+            if table.list.len() >= limit
+                && let Some(overflow) = &table.overflow
+            {
+                self.fold(limit);
+                return Ok(overflow.clone());
+            }
         }
         let mut table = write(&self.series);
-        if let Some(found) = table.get(&key) {
+        let hash = table.hash(values);
+        if let Some(found) = table.get(hash, values) {
+            self.touch(&found);
             return Ok(found);
         }
         let layout = read(&self.layout).clone();
-        let series = Arc::new(Series { labels: key.clone(), cell: make(&layout) });
-        let position = table.list.len();
-        table.index.insert(key, position);
+        if table.list.len() >= limit {
+            self.fold(limit);
+            let overflow = table.overflow.get_or_insert_with(|| {
+                let labels = Box::new([Box::<str>::from(guard::OVERFLOW_LABEL.1)]);
+                Arc::new(Series { labels, overflow: true, last_used: AtomicU64::new(0), cell: make(&layout) })
+            });
+            return Ok(overflow.clone());
+        }
+        let labels: Box<[Box<str>]> = values.iter().map(|v| Box::<str>::from(*v)).collect();
+        let series =
+            Arc::new(Series { labels, overflow: false, last_used: AtomicU64::new(tick()), cell: make(&layout) });
+        table.index.entry(hash).or_default().push(series.clone());
         table.list.push(series.clone());
         Ok(series)
     }
 
-    /// A copy of the current series list (cheap: `Arc` clones), so a scrape
-    /// never holds the lock while it formats.
+    /// A copy of the current series list (cheap: `Arc` clones), the overflow
+    /// series last, so a scrape never holds the lock while it formats.
     pub fn series_list(&self) -> Vec<Arc<Series>> {
-        read(&self.series).list.clone()
+        let table = read(&self.series);
+        let mut list = Vec::with_capacity(table.list.len() + 1);
+        list.extend(table.list.iter().cloned());
+        list.extend(table.overflow.iter().cloned());
+        list
+    }
+
+    /// How many label sets the guard admitted (the overflow series not counted).
+    pub fn admitted(&self) -> usize {
+        read(&self.series).list.len()
+    }
+
+    /// How many registrations or lookups went to the overflow series.
+    pub fn folded(&self) -> u64 {
+        self.folds.total()
+    }
+
+    pub(crate) fn unpublished_folds(&self) -> u64 {
+        self.folds.unpublished()
+    }
+
+    /// Lets series that no one holds and no one has looked up for the
+    /// registry's idle timeout be removed, freeing their slot in the guard.
+    /// For families with unbounded labels; the fixed series of
+    /// `#[instrumented]` call sites never expire.
+    pub fn expire_idle_series(&self, expire: bool) {
+        self.expires.store(expire, Ordering::Relaxed);
+    }
+
+    fn apply(&self, policy: &CardinalityPolicy) {
+        let limit = match policy.limit(&self.descriptor.name) {
+            guard::Limit::Series(limit) => limit,
+            guard::Limit::Unlimited => usize::MAX,
+        };
+        self.limit.store(limit, Ordering::Relaxed);
+        self.max_value_bytes.store(policy.label_value_bytes_for(&self.descriptor.name), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn touch(&self, series: &Series) {
+        if self.expires.load(Ordering::Relaxed) {
+            series.last_used.store(tick(), Ordering::Relaxed);
+        }
+    }
+
+    fn fold(&self, limit: usize) {
+        if self.folds.fold() {
+            guard::warn_first_fold(&self.descriptor.name, limit);
+        }
+    }
+
+    /// Removes series idle since before tick `oldest` that nothing but the
+    /// table holds (a held handle keeps its series, so no increment is lost).
+    fn expire(&self, oldest: u64) -> usize {
+        if !self.expires.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let idle =
+            |series: &Arc<Series>| series.last_used.load(Ordering::Relaxed) < oldest && Arc::strong_count(series) <= 2;
+        let mut table = write(&self.series);
+        if !table.list.iter().any(idle) {
+            return 0;
+        }
+        // Each admitted series is held twice by the table: the list and the index.
+        let before = table.list.len();
+        table.list.retain(|series| !idle(series));
+        table.index.retain(|_, bucket| {
+            bucket.retain(|series| !idle(series));
+            !bucket.is_empty()
+        });
+        before - table.list.len()
     }
 }
 
 impl SeriesTable {
-    fn get(&self, key: &[Box<str>]) -> Option<Arc<Series>> {
-        self.index.get(key).and_then(|i| self.list.get(*i)).cloned()
+    fn hash<S: AsRef<str>>(&self, values: &[S]) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        for value in values {
+            hasher.write(value.as_ref().as_bytes());
+            // 0xFF never occurs in UTF-8: ("ab", "c") and ("a", "bc") differ.
+            hasher.write_u8(0xFF);
+        }
+        hasher.finish()
     }
+
+    fn get(&self, hash: u64, values: &[&str]) -> Option<Arc<Series>> {
+        let bucket = self.index.get(&hash)?;
+        bucket.iter().find(|series| series.labels.iter().map(|l| &**l).eq(values.iter().copied())).cloned()
+    }
+}
+
+/// The index is keyed by hashes already computed with a seeded hasher.
+#[derive(Debug, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// The registry's coarse clock: advanced once per exporter upkeep, read by
+/// lookups in families whose idle series expire.
+static TICKS: AtomicU64 = AtomicU64::new(1);
+
+fn tick() -> u64 {
+    TICKS.load(Ordering::Relaxed)
 }
 
 /// The process-wide registry.
@@ -153,6 +330,9 @@ impl SeriesTable {
 pub struct Registry {
     families: RwLock<Vec<Arc<Family>>>,
     layouts: RwLock<Layouts>,
+    policy: RwLock<Arc<CardinalityPolicy>>,
+    /// Ticks a series of an expiring family may stay idle (0: never expire).
+    idle_ticks: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -180,6 +360,8 @@ impl Registry {
         Self {
             families: RwLock::new(Vec::new()),
             layouts: RwLock::new(Layouts { default: Arc::new(Layout::default_latency()), per_metric: HashMap::new() }),
+            policy: RwLock::new(Arc::new(CardinalityPolicy::default())),
+            idle_ticks: AtomicU64::new(0),
         }
     }
 
@@ -198,7 +380,12 @@ impl Registry {
             descriptor: descriptor.clone(),
             layout: RwLock::new(layout),
             series: RwLock::new(SeriesTable::default()),
+            limit: AtomicUsize::new(0),
+            max_value_bytes: AtomicUsize::new(0),
+            folds: Folds::default(),
+            expires: AtomicBool::new(false),
         });
+        family.apply(&read(&self.policy));
         families.push(family.clone());
         Ok(family)
     }
@@ -235,6 +422,40 @@ impl Registry {
         }
         *write(&self.layouts) = layouts;
         Ok(())
+    }
+
+    /// Sets the cardinality policy of every family, present and future. A
+    /// family already past a lowered limit keeps its series; new label sets go
+    /// to its overflow series.
+    pub fn set_policy(&self, policy: CardinalityPolicy) {
+        let policy = Arc::new(policy);
+        *write(&self.policy) = policy.clone();
+        for family in read(&self.families).iter() {
+            family.apply(&policy);
+        }
+    }
+
+    /// The cardinality policy in force.
+    pub fn policy(&self) -> Arc<CardinalityPolicy> {
+        read(&self.policy).clone()
+    }
+
+    /// Series of expiring families (see [`Family::expire_idle_series`]) idle
+    /// for this many [`upkeep`](Self::upkeep) ticks are removed; 0 never.
+    pub fn set_idle_ticks(&self, ticks: u64) {
+        self.idle_ticks.store(ticks, Ordering::Relaxed);
+    }
+
+    /// Advances the registry's coarse clock and removes idle series; returns
+    /// how many were removed. The exporter calls it on every upkeep tick.
+    pub fn upkeep(&self) -> usize {
+        let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+        let idle = self.idle_ticks.load(Ordering::Relaxed);
+        if idle == 0 {
+            return 0;
+        }
+        let oldest = now.saturating_sub(idle);
+        self.families().iter().map(|family| family.expire(oldest)).sum()
     }
 
     /// A point-in-time copy of every value, for tests, dashboards in the

@@ -57,8 +57,8 @@ impl Snapshot {
                     .series_list()
                     .iter()
                     .map(|series| SeriesSnapshot {
-                        labels: descriptor
-                            .label_names
+                        labels: series
+                            .label_names(&descriptor.label_names)
                             .iter()
                             .zip(series.labels().iter())
                             .map(|(name, value)| ((*name).to_owned(), value.to_string()))

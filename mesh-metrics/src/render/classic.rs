@@ -29,6 +29,7 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
         out.push_str(descriptor.kind.as_str());
         out.push('\n');
         for series in &series {
+            let names = series.label_names(names);
             match series.cell() {
                 Cell::Counter(counter) => scalar(out, name, "", names, series.labels(), &global, counter.get()),
                 Cell::Gauge(gauge) => scalar(out, name, "", names, series.labels(), &global, gauge.get()),

@@ -124,14 +124,14 @@ struct Scratch {
 }
 
 struct SampleLabels<'a> {
-    names: &'a [&'a str],
+    names: &'a [&'static str],
     global: &'a str,
 }
 
 impl SampleLabels<'_> {
     fn scalar(&self, out: &mut String, name: &str, series: &Series, value: f64, exemplar: Option<Exemplar>) {
         out.push_str(name);
-        labels(out, self.names, series.labels(), self.global, None);
+        labels(out, series.label_names(self.names), series.labels(), self.global, None);
         out.push(' ');
         number::float(out, value);
         if let Some(exemplar) = exemplar {
@@ -159,7 +159,7 @@ impl SampleLabels<'_> {
             }
             out.push_str(name);
             out.push_str("_bucket");
-            labels(out, self.names, series.labels(), self.global, Some(("le", &scratch.le)));
+            labels(out, series.label_names(self.names), series.labels(), self.global, Some(("le", &scratch.le)));
             out.push(' ');
             number::integer(out, *bucket);
             if let Some(exemplar) = histogram.read_exemplar(i, clock) {
@@ -181,7 +181,7 @@ impl SampleLabels<'_> {
         for (suffix, value) in [("_count", count as f64), ("_sum", sum)] {
             out.push_str(name);
             out.push_str(suffix);
-            labels(out, self.names, series.labels(), self.global, None);
+            labels(out, series.label_names(self.names), series.labels(), self.global, None);
             out.push(' ');
             number::float(out, value);
             out.push('\n');
