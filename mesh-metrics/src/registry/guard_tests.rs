@@ -161,3 +161,32 @@ fn idle_series_expire_only_when_unheld_and_free_their_slot() {
     }
     assert_eq!(fixed.series_list().len(), 1, "families that do not opt in never expire");
 }
+
+#[test]
+fn the_first_fold_of_each_metric_is_logged_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct CountWarnings(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let registry = Registry::new();
+        registry.set_policy(CardinalityPolicy::default().default_limit(Limit::Series(1)));
+        let a = family(&registry, "a_total", MetricKind::Counter);
+        let b = family(&registry, "b_total", MetricKind::Counter);
+        for i in 0..100 {
+            a.series(&[&i.to_string()], |_| counter()).expect("series");
+            b.series(&[&i.to_string()], |_| counter()).expect("series");
+        }
+    });
+    assert_eq!(warnings.load(Ordering::Relaxed), 2, "one warning per metric, not one per fold");
+}
