@@ -282,6 +282,7 @@ fn set_agent_info(registry: &Registry, name: &str, version: &str, capabilities: 
         help: std::borrow::Cow::Borrowed("MCP Mesh agent information"),
         kind: MetricKind::Gauge,
         label_names: std::borrow::Cow::Borrowed(&["agent_name", "version", "capabilities"]),
+        unit: None,
     };
     let series = registry.family(&INFO)?.series(&[name, version, capabilities], |_| Cell::Gauge(Default::default()))?;
     if let Cell::Gauge(gauge) = series.cell() {

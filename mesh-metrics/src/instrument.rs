@@ -37,6 +37,7 @@ const REQUESTS: Descriptor = Descriptor {
     help: std::borrow::Cow::Borrowed("Total number of requests processed"),
     kind: MetricKind::Counter,
     label_names: std::borrow::Cow::Borrowed(&["agent", "method", "status"]),
+    unit: None,
 };
 
 const DURATION: Descriptor = Descriptor {
@@ -44,6 +45,7 @@ const DURATION: Descriptor = Descriptor {
     help: std::borrow::Cow::Borrowed("Request duration in seconds"),
     kind: MetricKind::Histogram,
     label_names: std::borrow::Cow::Borrowed(&["agent", "method"]),
+    unit: None,
 };
 
 const CONNECTIONS: Descriptor = Descriptor {
@@ -51,6 +53,7 @@ const CONNECTIONS: Descriptor = Descriptor {
     help: std::borrow::Cow::Borrowed("Number of active connections"),
     kind: MetricKind::Gauge,
     label_names: std::borrow::Cow::Borrowed(&["agent", "type"]),
+    unit: None,
 };
 
 /// The fixed labels of one instrumented fn, and its series once resolved.

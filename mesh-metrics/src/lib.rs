@@ -38,6 +38,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Business metrics are typed structs; the compiler checks their labels:
+//!
+//! ```
+//! use mesh_metrics::{Counter, Gauge, LabelSet, LabelValue, Metrics};
+//!
+//! #[derive(Clone, Copy, LabelValue)]
+//! enum Currency { Usd, Eur }
+//!
+//! #[derive(LabelSet)]
+//! struct RevenueLabels { agent: &'static str, currency: Currency }
+//!
+//! #[derive(Metrics)]
+//! #[metrics(prefix = "mcp_mesh_business")]
+//! struct BusinessMetrics {
+//!     /// Total revenue processed
+//!     revenue_total: Counter<RevenueLabels>,
+//!     /// Cache hit rate percentage
+//!     #[metric(name = "mcp_mesh_cache_hit_rate")]
+//!     cache_hit_rate: Gauge,
+//! }
+//!
+//! let metrics = BusinessMetrics::register()?;
+//! metrics.revenue_total.with(&RevenueLabels { agent: "analytics", currency: Currency::Eur }).add(42.5)?;
+//! metrics.cache_hit_rate.set(93.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A label the set does not have, a value that is not a `Currency`, a counter
+//! not named `_total` or a metric without a doc comment does not compile:
+//!
+//! ```compile_fail
+//! # use mesh_metrics::{Counter, LabelSet, Metrics};
+//! #[derive(LabelSet)]
+//! struct Labels { user_id: String } // error: an unbounded label without #[label(unbounded)]
+//! ```
+//!
 //! The metric names are the guide's ([`names`]); the design contract is
 //! DESIGN.md in the repository.
 
@@ -50,6 +86,8 @@ mod exporter;
 pub mod guard;
 mod http;
 mod instrument;
+pub mod labels;
+pub mod metric;
 pub mod names;
 pub mod registry;
 mod render;
@@ -58,6 +96,8 @@ pub mod trace;
 pub use error::Error;
 pub use exporter::{DEFAULT_LISTEN, Exporter, ExporterBuilder, ExporterHandle};
 pub use instrument::Status;
+pub use labels::{LabelSet, LabelValue};
+pub use metric::{Counter, Gauge, Histogram};
 pub use registry::Snapshot;
 
 /// Records request count, latency and in-flight calls of a fn, a method, or
@@ -110,6 +150,7 @@ pub use registry::Snapshot;
 /// ```
 #[doc(inline)]
 pub use mesh_metrics_macros::instrumented;
+pub use mesh_metrics_macros::{LabelSet, LabelValue, Metrics};
 
 /// A copy of every value in the process-wide registry.
 pub fn snapshot() -> Snapshot {

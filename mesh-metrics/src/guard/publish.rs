@@ -15,6 +15,7 @@ const SERIES: Descriptor = Descriptor {
     help: Cow::Borrowed("Label sets the cardinality guard admitted, per metric"),
     kind: MetricKind::Gauge,
     label_names: Cow::Borrowed(&["metric"]),
+    unit: None,
 };
 
 const OVERFLOW: Descriptor = Descriptor {
@@ -22,6 +23,7 @@ const OVERFLOW: Descriptor = Descriptor {
     help: Cow::Borrowed("Registrations and lookups the cardinality guard folded into an overflow series, per metric"),
     kind: MetricKind::Counter,
     label_names: Cow::Borrowed(&["metric"]),
+    unit: None,
 };
 
 /// Updates the guard's metrics in `registry` from its families and from the

@@ -7,8 +7,13 @@ use super::{Cell, Descriptor, Family, Histogram, MetricKind, Registry};
 use crate::guard::{CardinalityPolicy, Limit, OVERFLOW_LABEL};
 
 fn family(registry: &Registry, name: &'static str, kind: MetricKind) -> Arc<Family> {
-    let descriptor =
-        Descriptor { name: name.into(), help: "test".into(), kind, label_names: std::borrow::Cow::Borrowed(&["user"]) };
+    let descriptor = Descriptor {
+        name: name.into(),
+        help: "test".into(),
+        kind,
+        label_names: std::borrow::Cow::Borrowed(&["user"]),
+        unit: None,
+    };
     registry.family(&descriptor).expect("family")
 }
 

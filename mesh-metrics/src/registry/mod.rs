@@ -60,6 +60,9 @@ pub struct Descriptor {
     pub kind: MetricKind,
     /// The label names, in exposition order.
     pub label_names: Cow<'static, [&'static str]>,
+    /// The unit (`seconds`, `bytes`, ...), a suffix of the name; OpenMetrics
+    /// exposes it as `# UNIT`.
+    pub unit: Option<Cow<'static, str>>,
 }
 
 /// The value cell of one series.
@@ -116,6 +119,8 @@ impl Series {
 pub struct Family {
     descriptor: Descriptor,
     layout: RwLock<Arc<Layout>>,
+    /// Buckets declared with the metric: the exporter's layouts leave them be.
+    fixed_layout: bool,
     series: RwLock<SeriesTable>,
     /// The guard's limit for this family (`usize::MAX`: none) and label value
     /// length, resolved from the policy whenever it changes.
@@ -201,6 +206,13 @@ impl Family {
         table.index.entry(hash).or_default().push(series.clone());
         table.list.push(series.clone());
         Ok(series)
+    }
+
+    /// A series with this family's layout that is not in the family: what a
+    /// caller records into when a lookup failed, so that it never panics.
+    pub(crate) fn detached(&self, make: impl FnOnce(&Arc<Layout>) -> Cell) -> Arc<Series> {
+        let layout = read(&self.layout).clone();
+        Arc::new(Series { labels: Box::new([]), overflow: false, last_used: AtomicU64::new(0), cell: make(&layout) })
     }
 
     /// A copy of the current series list (cheap: `Arc` clones), the overflow
@@ -368,17 +380,40 @@ impl Registry {
     /// The family described by `descriptor`, registered if new. Registering
     /// the same name with a different type or label names is an error.
     pub fn family(&self, descriptor: &Descriptor) -> Result<Arc<Family>, Error> {
+        self.family_with_layout(descriptor, None)
+    }
+
+    /// [`family`](Self::family) for a histogram whose bucket layout is part
+    /// of its declaration: the family keeps `layout` whatever the exporter
+    /// configures, and registering it again with other buckets is an error.
+    pub fn family_with_layout(&self, descriptor: &Descriptor, layout: Option<Layout>) -> Result<Arc<Family>, Error> {
+        let existing = |found: &Arc<Family>| {
+            check_same(found, descriptor)?;
+            match &layout {
+                Some(wanted) if **read(&found.layout) != *wanted => Err(Error::Conflict {
+                    metric: descriptor.name.to_string(),
+                    registered: format!("buckets {:?}", read(&found.layout).bounds()),
+                    requested: format!("buckets {:?}", wanted.bounds()),
+                }),
+                _ => Ok(found.clone()),
+            }
+        };
         if let Some(found) = self.find(&descriptor.name) {
-            return check_same(&found, descriptor).map(|()| found);
+            return existing(&found);
         }
         let mut families = write(&self.families);
         if let Some(found) = families.iter().find(|f| f.descriptor.name == descriptor.name) {
-            return check_same(found, descriptor).map(|()| found.clone());
+            return existing(found);
         }
-        let layout = read(&self.layouts).for_metric(&descriptor.name);
+        let fixed_layout = layout.is_some();
+        let layout = match layout {
+            Some(layout) => Arc::new(layout),
+            None => read(&self.layouts).for_metric(&descriptor.name),
+        };
         let family = Arc::new(Family {
             descriptor: descriptor.clone(),
             layout: RwLock::new(layout),
+            fixed_layout,
             series: RwLock::new(SeriesTable::default()),
             limit: AtomicUsize::new(0),
             max_value_bytes: AtomicUsize::new(0),
@@ -410,14 +445,15 @@ impl Registry {
             per_metric: per_metric.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         };
         let families = read(&self.families);
-        for family in families.iter().filter(|f| f.descriptor.kind == MetricKind::Histogram) {
+        let configurable = |f: &&Arc<Family>| f.descriptor.kind == MetricKind::Histogram && !f.fixed_layout;
+        for family in families.iter().filter(configurable) {
             let wanted = layouts.for_metric(&family.descriptor.name);
             let current = read(&family.layout).clone();
             if *current != *wanted && !read(&family.series).list.is_empty() {
                 return Err(Error::LayoutAfterUse { metric: family.descriptor.name.to_string() });
             }
         }
-        for family in families.iter().filter(|f| f.descriptor.kind == MetricKind::Histogram) {
+        for family in families.iter().filter(configurable) {
             *write(&family.layout) = layouts.for_metric(&family.descriptor.name);
         }
         *write(&self.layouts) = layouts;
@@ -473,7 +509,7 @@ impl Default for Registry {
 
 fn check_same(found: &Family, wanted: &Descriptor) -> Result<(), Error> {
     let have = &found.descriptor;
-    if have.kind != wanted.kind || have.label_names != wanted.label_names {
+    if have.kind != wanted.kind || have.label_names != wanted.label_names || have.unit != wanted.unit {
         return Err(Error::Conflict {
             metric: wanted.name.to_string(),
             registered: format!("{} {{{}}}", have.kind.as_str(), have.label_names.join(",")),

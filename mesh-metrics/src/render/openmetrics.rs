@@ -79,6 +79,15 @@ pub(crate) fn render(
             continue;
         }
         header(out, exposed_name, &descriptor.help, kind);
+        if let Some(unit) = descriptor.unit.as_deref().filter(|unit| exposed_name.ends_with(&format!("_{unit}"))) {
+            // OpenMetrics requires the unit to be the name's suffix; a unit
+            // that is not is left out rather than invalidating the document.
+            out.push_str("# UNIT ");
+            out.push_str(exposed_name);
+            out.push(' ');
+            out.push_str(unit);
+            out.push('\n');
+        }
         let names = &*descriptor.label_names;
         let global = global.for_family(names);
         let sample = SampleLabels { names, global: &global };
