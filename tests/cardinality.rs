@@ -61,6 +61,7 @@ async fn floods_are_bounded_totals_are_kept_and_values_survive_escaping() {
         help: Cow::Borrowed("Sessions by user"),
         kind: MetricKind::Counter,
         label_names: Cow::Borrowed(&["user"]),
+        unit: None,
     };
     let sessions = registry::global().family(&SESSIONS).expect("family");
     for i in 0..5_000u32 {
@@ -80,6 +81,7 @@ async fn floods_are_bounded_totals_are_kept_and_values_survive_escaping() {
         help: Cow::Borrowed("Label values that need escaping: \"quotes\", \\ and\nnewlines"),
         kind: MetricKind::Gauge,
         label_names: Cow::Borrowed(&["value"]),
+        unit: None,
     };
     let odd = registry::global().family(&ODD).expect("family");
     for value in &adversarial {

@@ -35,6 +35,7 @@ async fn idle_series_expire_and_free_their_slot() {
         help: Cow::Borrowed("Carts by user"),
         kind: MetricKind::Counter,
         label_names: Cow::Borrowed(&["user"]),
+        unit: None,
     };
     let carts = registry::global().family(&CARTS).expect("family");
     carts.expire_idle_series(true);

@@ -64,6 +64,49 @@ impl Agent {
     }
 }
 
+/// The derives, with every kind of label.
+#[derive(Debug, Clone, Copy, mesh_metrics::LabelValue)]
+pub enum Tier {
+    /// Free.
+    Free,
+    /// Paid.
+    Paid,
+}
+
+/// Labels of every kind.
+#[derive(Debug, mesh_metrics::LabelSet)]
+pub struct PlanLabels {
+    /// Enumerable.
+    pub tier: Tier,
+    /// A flag.
+    pub trial: bool,
+    /// Static.
+    pub agent: &'static str,
+    /// Open-ended.
+    #[label(unbounded)]
+    pub region: String,
+}
+
+/// Only enumerable labels.
+#[derive(Debug, mesh_metrics::LabelSet)]
+pub struct TierLabels {
+    /// Enumerable.
+    pub tier: Tier,
+}
+
+/// Metrics of every kind.
+#[derive(Debug, mesh_metrics::Metrics)]
+#[metrics(prefix = "lints")]
+pub struct PlanMetrics {
+    /// Plans sold.
+    pub plans_total: mesh_metrics::Counter<PlanLabels>,
+    /// Plans active.
+    pub active_plans: mesh_metrics::Gauge<TierLabels>,
+    /// Checkout time, in seconds.
+    #[metric(buckets = [0.5, 1, 2.5])]
+    pub checkout_seconds: mesh_metrics::Histogram,
+}
+
 #[tokio::test]
 #[allow(clippy::float_cmp)] // counts are whole numbers, compared exactly on purpose
 async fn linted_shapes_still_behave() {
@@ -82,4 +125,12 @@ async fn linted_shapes_still_behave() {
     assert_eq!((status("parse", "success"), status("parse", "error")), (1.0, 1.0));
     assert_eq!(status("lookup", "error"), 1.0);
     assert_eq!(status("bump", "success"), 1.0);
+
+    let plans = PlanMetrics::register().expect("register");
+    let labels = PlanLabels { tier: Tier::Paid, trial: false, agent: "lints", region: "eu".to_owned() };
+    plans.plans_total.with(&labels).inc();
+    plans.active_plans.with(&TierLabels { tier: Tier::Free }).set(2.0);
+    plans.checkout_seconds.observe_duration(std::time::Duration::from_millis(700));
+    let snapshot = mesh_metrics::snapshot();
+    assert_eq!(snapshot.value("lints_plans_total", &[("tier", "paid"), ("region", "eu")]), 1.0);
 }

@@ -8,7 +8,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod derive;
 mod instrumented;
+mod names;
 
 use proc_macro::TokenStream;
 
@@ -18,4 +20,28 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn instrumented(args: TokenStream, item: TokenStream) -> TokenStream {
     instrumented::expand(args.into(), item.into()).into()
+}
+
+/// Derives `mesh_metrics::LabelValue` for a fieldless enum: each variant is
+/// one label value. See `mesh_metrics::LabelValue`.
+#[proc_macro_derive(LabelValue, attributes(label))]
+pub fn derive_label_value(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    derive::finish(derive::label_value::expand(input)).into()
+}
+
+/// Derives `mesh_metrics::LabelSet` for a struct whose fields are labels.
+/// See `mesh_metrics::LabelSet`.
+#[proc_macro_derive(LabelSet, attributes(label))]
+pub fn derive_label_set(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    derive::finish(derive::label_set::expand(input)).into()
+}
+
+/// Derives registration for a struct of `mesh_metrics::Counter<L>`,
+/// `Gauge<L>` and `Histogram<L>` fields. See `mesh_metrics::Metrics`.
+#[proc_macro_derive(Metrics, attributes(metrics, metric))]
+pub fn derive_metrics(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    derive::finish(derive::metrics::expand(input)).into()
 }

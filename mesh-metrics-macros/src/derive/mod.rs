@@ -1,0 +1,48 @@
+//! The derives: `LabelValue`, `LabelSet` and `Metrics`.
+
+pub(crate) mod label_set;
+pub(crate) mod label_value;
+pub(crate) mod metrics;
+
+use proc_macro2::TokenStream;
+
+/// Turns an expansion result into tokens: the impl, or the compile errors.
+pub(crate) fn finish(result: syn::Result<TokenStream>) -> TokenStream {
+    result.unwrap_or_else(syn::Error::into_compile_error)
+}
+
+/// Parses `#[name(key = "...", flag, ...)]` attributes, handing each nested
+/// item to `each`; errors are collected, not returned at the first.
+pub(crate) fn nested(
+    attrs: &[syn::Attribute],
+    name: &str,
+    errors: &mut crate::names::Errors,
+    mut each: impl FnMut(&syn::meta::ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident(name)) {
+        let result = attr.parse_nested_meta(|meta| {
+            if let Err(error) = each(&meta) {
+                errors.push(error);
+                // Skip the rest of this item's tokens, if any, and go on.
+                if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Token![=] = meta.input.parse()?;
+                    let _: syn::Expr = meta.input.parse()?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+}
+
+/// The string literal after `key =`.
+pub(crate) fn string_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::LitStr> {
+    let value = meta.value()?;
+    let expr: syn::Expr = value.parse()?;
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(text), .. }) => Ok(text),
+        other => Err(syn::Error::new_spanned(other, "write a string literal here, e.g. \"usd\"")),
+    }
+}
