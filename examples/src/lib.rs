@@ -3,6 +3,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod analytics;
 pub mod registry;
 pub mod summary;
 pub mod traffic;

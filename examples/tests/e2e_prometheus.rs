@@ -163,4 +163,11 @@ fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
         value.is_finite().then_some(value)
     });
     assert!(p95 > 0.0 && p95 <= 5.0, "p95 latency {p95} s");
+
+    // The analytics agent's business metrics, by currency.
+    let currencies = eventually("business metrics", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "sum by (currency) (rate(mcp_mesh_business_revenue_total[1m]))");
+        (result.len() == 3).then_some(result.len())
+    });
+    assert_eq!(currencies, 3);
 }

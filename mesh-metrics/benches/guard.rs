@@ -52,6 +52,7 @@ const SESSIONS: Descriptor = Descriptor {
     help: Cow::Borrowed("bench"),
     kind: MetricKind::Counter,
     label_names: Cow::Borrowed(&["user"]),
+    unit: None,
 };
 
 fn registry(c: &mut Criterion) {

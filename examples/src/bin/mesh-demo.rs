@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_metrics::trace::{self, TraceId};
+use mesh_metrics_examples::analytics::{AnalyticsAgent, Currency, Product, Transaction};
 use mesh_metrics_examples::registry::MeshRegistry;
 use mesh_metrics_examples::summary;
 use mesh_metrics_examples::traffic::Rng;
@@ -128,6 +129,12 @@ async fn main() -> ExitCode {
         tasks.spawn(weather_traffic(weather.clone(), seed, trace_log.clone()));
     }
     tasks.spawn(registry_traffic(registry, Rng::from_time().next_u64()));
+    match AnalyticsAgent::new() {
+        Ok(analytics) => {
+            tasks.spawn(analytics_traffic(Arc::new(analytics), Rng::from_time().next_u64()));
+        }
+        Err(error) => eprintln!("mesh-demo: analytics agent: {error}"),
+    }
     tasks.spawn(print_summaries(options.summary_every));
 
     let stop = async {
@@ -178,6 +185,22 @@ async fn weather_traffic(agent: Arc<WeatherAgent>, seed: u64, trace_log: Option<
             let _ = agent.get_current(location);
         }
         tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
+    }
+}
+
+/// Transactions for the analytics agent: its business metrics, and now and
+/// then an invalid amount (an error).
+async fn analytics_traffic(agent: Arc<AnalyticsAgent>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    loop {
+        let transaction = Transaction {
+            amount: if rng.chance(2) { -1.0 } else { (rng.below(50_000) as f64) / 100.0 },
+            currency: *rng.pick(&[Currency::Usd, Currency::Eur, Currency::Gbp]).unwrap_or(&Currency::Usd),
+            product: *rng.pick(&[Product::Basic, Product::Pro, Product::Enterprise]).unwrap_or(&Product::Basic),
+            requires_external_validation: rng.chance(40),
+        };
+        let _ = agent.process_transaction(&transaction).await;
+        tokio::time::sleep(Duration::from_millis(20 + rng.below(60))).await;
     }
 }
 
