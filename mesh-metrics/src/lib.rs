@@ -91,6 +91,8 @@ pub mod metric;
 pub mod names;
 pub mod registry;
 mod render;
+#[cfg(feature = "rules")]
+pub mod rules;
 pub mod trace;
 
 pub use error::Error;

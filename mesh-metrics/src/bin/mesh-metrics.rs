@@ -1,0 +1,212 @@
+//! `mesh-metrics`: prints the recording rules, alerts, Kubernetes objects,
+//! scrape configuration and Grafana dashboard for an MCP Mesh, generated from
+//! the same names the instrumentation records. `mesh-metrics --help`.
+
+use std::process::ExitCode;
+
+use mesh_metrics::rules::{self, RulesError, ScrapeOptions, SloConfig};
+
+const USAGE: &str = "\
+mesh-metrics: Prometheus rules, alerts, manifests and a Grafana dashboard for MCP Mesh,
+generated from the metric names mesh-metrics records
+
+USAGE:
+    mesh-metrics <COMMAND> [OPTIONS]
+
+COMMANDS:
+    rules             a Prometheus rule file: recording rules, alerts, SLO burn-rate alerts
+    prometheus-rule   the same, as a monitoring.coreos.com/v1 PrometheusRule
+    service-monitor   ServiceMonitors for the registry and the agents
+    pod-monitor       a PodMonitor for the agents
+    scrape-config     a prometheus.yml
+    dashboard         a Grafana dashboard (JSON)
+    help [COMMAND]    this help, or a command's options
+
+OPTIONS:
+    -o, --output FILE   write to FILE instead of standard output
+    -h, --help          print help
+
+Run `mesh-metrics help <COMMAND>` for a command's options.
+";
+
+const SLO_OPTIONS: &str = "\
+    --availability RATIO       availability objective [default: 0.999]
+    --latency SECONDS          latency objective; a histogram bucket bound [default: 0.5]
+    --latency-objective RATIO  share of requests faster than --latency [default: 0.99]
+    --error-ratio RATIO        error ratio that fires MCPMeshHighErrorRate [default: 0.05]
+    --registry-job NAME        the registry's scrape job [default: mcp-mesh-registry]
+";
+
+fn command_help(command: &str) -> Option<String> {
+    let output = "    -o, --output FILE          write to FILE instead of standard output\n";
+    Some(match command {
+        "rules" => {
+            format!("mesh-metrics rules [OPTIONS]\n\nA Prometheus rule file.\n\nOPTIONS:\n{SLO_OPTIONS}{output}")
+        }
+        "prometheus-rule" => format!(
+            "mesh-metrics prometheus-rule [OPTIONS]\n\nThe rule file as a PrometheusRule.\n\nOPTIONS:\n{SLO_OPTIONS}    \
+             --namespace NS             the object's namespace [default: monitoring]\n{output}"
+        ),
+        "service-monitor" | "pod-monitor" => format!(
+            "mesh-metrics {command} [OPTIONS]\n\nDiscovery objects for the Prometheus Operator.\n\nOPTIONS:\n    \
+             --namespace NS             the objects' namespace [default: mcp-mesh]\n{output}"
+        ),
+        "scrape-config" => format!(
+            "mesh-metrics scrape-config [OPTIONS]\n\nA prometheus.yml.\n\nOPTIONS:\n    \
+             --target HOST:PORT         a static target (repeatable) [default: 127.0.0.1:9464]\n    \
+             --federate HOST:PORT       a Prometheus to federate mcp_mesh:* and up from (repeatable)\n    \
+             --remote-write URL         send the mcp_mesh:* recording rules to long-term storage\n    \
+             --rule-file PATH           a rule file to load (repeatable)\n    \
+             --alertmanager HOST:PORT   where to send alerts (repeatable)\n    \
+             --external-label K=V       an external label (repeatable)\n    \
+             --shards N --shard I       keep shard I (0-based) of N of the targets (hashmod)\n    \
+             --no-kubernetes            leave out the Kubernetes discovery jobs (for a Prometheus built\n    \
+                                        without them, such as Debian's)\n{output}"
+        ),
+        "dashboard" => format!("mesh-metrics dashboard [OPTIONS]\n\nA Grafana dashboard.\n\nOPTIONS:\n{output}"),
+        _ => return None,
+    })
+}
+
+/// What the command line asked for.
+struct Request {
+    command: String,
+    output: Option<std::path::PathBuf>,
+    slo: SloConfig,
+    namespace: Option<String>,
+    scrape: ScrapeOptions,
+    shards: Option<u32>,
+    shard: Option<u32>,
+}
+
+enum Parsed {
+    Run(Box<Request>),
+    Help(String),
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let Some(command) = args.next() else { return Ok(Parsed::Help(USAGE.to_owned())) };
+    match command.as_str() {
+        "-h" | "--help" => return Ok(Parsed::Help(USAGE.to_owned())),
+        "help" => {
+            return Ok(Parsed::Help(match args.next() {
+                Some(topic) => command_help(&topic).ok_or_else(|| format!("no command {topic:?}\n\n{USAGE}"))?,
+                None => USAGE.to_owned(),
+            }));
+        }
+        _ if command_help(&command).is_none() => return Err(format!("unknown command {command:?}\n\n{USAGE}")),
+        _ => {}
+    }
+    let mut request = Request {
+        command: command.clone(),
+        output: None,
+        slo: SloConfig::default(),
+        namespace: None,
+        scrape: ScrapeOptions { static_targets: Vec::new(), ..ScrapeOptions::default() },
+        shards: None,
+        shard: None,
+    };
+    let slo_command = matches!(command.as_str(), "rules" | "prometheus-rule");
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let number =
+            |name: &str, text: String| text.parse::<f64>().map_err(|_| format!("{name} {text:?}: give a number"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help(command_help(&command).unwrap_or_default())),
+            "-o" | "--output" => request.output = Some(value("--output")?.into()),
+            "--availability" if slo_command => request.slo.availability = number(&arg, value(&arg)?)?,
+            "--latency" if slo_command => request.slo.latency_seconds = number(&arg, value(&arg)?)?,
+            "--latency-objective" if slo_command => request.slo.latency_objective = number(&arg, value(&arg)?)?,
+            "--error-ratio" if slo_command => request.slo.error_ratio_alert = number(&arg, value(&arg)?)?,
+            "--registry-job" if slo_command => request.slo.registry_job = value(&arg)?,
+            "--namespace" if matches!(command.as_str(), "prometheus-rule" | "service-monitor" | "pod-monitor") => {
+                request.namespace = Some(value(&arg)?);
+            }
+            "--target" if command == "scrape-config" => request.scrape.static_targets.push(value(&arg)?),
+            "--federate" if command == "scrape-config" => request.scrape.federate.push(value(&arg)?),
+            "--no-kubernetes" if command == "scrape-config" => request.scrape.kubernetes = false,
+            "--remote-write" if command == "scrape-config" => request.scrape.remote_write = Some(value(&arg)?),
+            "--rule-file" if command == "scrape-config" => request.scrape.rule_files.push(value(&arg)?),
+            "--alertmanager" if command == "scrape-config" => request.scrape.alertmanagers.push(value(&arg)?),
+            "--external-label" if command == "scrape-config" => {
+                let text = value(&arg)?;
+                let (k, v) = text.split_once('=').ok_or(format!("--external-label {text:?}: write NAME=VALUE"))?;
+                request.scrape.external_labels.insert(k.to_owned(), v.to_owned());
+            }
+            "--shards" | "--shard" if command == "scrape-config" => {
+                let text = value(&arg)?;
+                let n = text.parse::<u32>().map_err(|_| format!("{arg} {text:?}: give a whole number"))?;
+                if arg == "--shards" { request.shards = Some(n) } else { request.shard = Some(n) }
+            }
+            other => {
+                return Err(format!(
+                    "{command} does not take {other:?}\n\n{}",
+                    command_help(&command).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if request.scrape.static_targets.is_empty() {
+        request.scrape.static_targets = ScrapeOptions::default().static_targets;
+    }
+    request.scrape.shard = match (request.shards, request.shard) {
+        (Some(shards), Some(shard)) => Some((shards, shard)),
+        (None, None) => None,
+        _ => return Err("--shards and --shard go together: --shards 3 --shard 0".to_owned()),
+    };
+    Ok(Parsed::Run(Box::new(request)))
+}
+
+fn generate(request: &Request) -> Result<String, RulesError> {
+    let namespace = |default: &str| request.namespace.clone().unwrap_or_else(|| default.to_owned());
+    match request.command.as_str() {
+        "rules" => {
+            request.slo.validate()?;
+            rules::to_yaml(&rules::rule_file(&request.slo))
+        }
+        "prometheus-rule" => {
+            request.slo.validate()?;
+            let slo = SloConfig { namespace: namespace("monitoring"), ..request.slo.clone() };
+            rules::to_yaml(&rules::prometheus_rule(&slo))
+        }
+        "service-monitor" => rules::to_yaml_documents(&rules::service_monitors(&namespace("mcp-mesh"))),
+        "pod-monitor" => rules::to_yaml(&rules::pod_monitor(&namespace("mcp-mesh"))),
+        "scrape-config" => rules::to_yaml(&rules::scrape_config(&request.scrape)?),
+        _ => rules::to_json(&rules::dashboard()),
+    }
+}
+
+fn main() -> ExitCode {
+    let request = match parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(request)) => request,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("mesh-metrics: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match generate(&request) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("mesh-metrics: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = match &request.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display())),
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(text.as_bytes()).map_err(|e| format!("standard output: {e}"))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mesh-metrics: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

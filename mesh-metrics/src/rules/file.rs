@@ -1,0 +1,207 @@
+//! The rule file: recording rules, alerts and SLO burn-rate alerts, as a
+//! Prometheus rule file or as a `PrometheusRule` object.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::SloConfig;
+use super::promql::{self, WINDOWS, number, record};
+
+/// A Prometheus rule file (`rule_files:` in `prometheus.yml`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleFile {
+    /// The rule groups.
+    pub groups: Vec<Group>,
+}
+
+/// One rule group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// Its name.
+    pub name: String,
+    /// How often it is evaluated.
+    pub interval: String,
+    /// Its rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+/// A recording rule or an alert.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Rule {
+    /// `record: name` / `expr`.
+    Record {
+        /// The series it records.
+        record: String,
+        /// The PromQL.
+        expr: String,
+    },
+    /// `alert: name` / `expr` / `for` / `labels` / `annotations`.
+    Alert {
+        /// The alert's name.
+        alert: String,
+        /// The PromQL: it fires for every series this returns.
+        expr: String,
+        /// How long the condition must hold.
+        #[serde(rename = "for")]
+        for_: String,
+        /// Labels added to the alert (`severity`).
+        labels: BTreeMap<String, String>,
+        /// `summary` and `description`.
+        annotations: BTreeMap<String, String>,
+    },
+}
+
+fn recorded(name: &str, expr: String) -> Rule {
+    Rule::Record { record: name.to_owned(), expr }
+}
+
+fn alert(name: &str, expr: String, for_: &str, severity: &str, summary: &str, description: &str) -> Rule {
+    Rule::Alert {
+        alert: name.to_owned(),
+        expr,
+        for_: for_.to_owned(),
+        labels: BTreeMap::from([("severity".to_owned(), severity.to_owned())]),
+        annotations: BTreeMap::from([
+            ("summary".to_owned(), summary.to_owned()),
+            ("description".to_owned(), description.to_owned()),
+        ]),
+    }
+}
+
+/// The guide's recording rules and alerts, and the SLO rules of `config`.
+pub fn rule_file(config: &SloConfig) -> RuleFile {
+    let group = |name: &str, rules: Vec<Rule>| Group {
+        name: name.to_owned(),
+        interval: config.evaluation_interval.clone(),
+        rules,
+    };
+    let recording = vec![
+        recorded(record::REQUEST_RATE, promql::request_rate()),
+        recorded(record::ERROR_RATE, promql::error_ratio("agent, namespace", "5m")),
+        recorded(record::REQUEST_DURATION_P95, promql::quantile(0.95, "agent, namespace, le", "5m")),
+        recorded(record::CONNECTIONS_SUM, promql::connections()),
+        recorded(record::REGISTRY_HEALTH_SCORE, promql::registry_health_score(&config.registry_job)),
+    ];
+    let mut slo = vec![
+        recorded(record::SLO_AVAILABILITY, promql::slo_availability()),
+        recorded(record::SLO_LATENCY, promql::slo_latency(config.latency_seconds)),
+    ];
+    for window in WINDOWS {
+        slo.push(recorded(&format!("{}:rate{window}", record::SLO_ERROR_RATIO), promql::error_ratio("agent", window)));
+    }
+    for window in WINDOWS {
+        slo.push(recorded(
+            &format!("{}:rate{window}", record::SLO_LATENCY_MISS_RATIO),
+            promql::latency_miss_ratio(config.latency_seconds, window),
+        ));
+    }
+    RuleFile {
+        groups: vec![
+            group("mcp_mesh.rules", recording),
+            group("mcp_mesh.slo", slo),
+            group("mcp_mesh.alerts", alerts(config)),
+        ],
+    }
+}
+
+fn alerts(config: &SloConfig) -> Vec<Rule> {
+    let availability_budget = format!("(1 - {})", number(config.availability));
+    let latency_budget = format!("(1 - {})", number(config.latency_objective));
+    // Google SRE workbook: page on 2% of a 30-day budget in 1 h or 5% in 6 h;
+    // ticket on 10% in 3 days (as 1 d and 3 d windows with their short partners).
+    let page = [("1h", "5m", 14.4), ("6h", "30m", 6.0)];
+    let ticket = [("1d", "2h", 3.0), ("3d", "6h", 1.0)];
+    vec![
+        alert(
+            "MCPMeshTargetDown",
+            "up{job=~\"mcp-mesh.*\"} == 0".to_owned(),
+            "5m",
+            "critical",
+            "MCP Mesh target down",
+            "Target {{ $labels.instance }} of job {{ $labels.job }} has been down for 5 minutes.",
+        ),
+        alert(
+            "MCPMeshHighErrorRate",
+            format!("{} > {}", record::ERROR_RATE, number(config.error_ratio_alert)),
+            "5m",
+            "warning",
+            "MCP Mesh agent error rate is high",
+            "{{ $labels.agent }} fails {{ $value | humanizePercentage }} of its requests.",
+        ),
+        alert(
+            "MCPMeshLatencySLOViolation",
+            format!("{} > {}", record::REQUEST_DURATION_P95, number(config.latency_seconds)),
+            "10m",
+            "warning",
+            "MCP Mesh agent p95 latency above objective",
+            "{{ $labels.agent }} p95 latency is {{ $value | humanizeDuration }}.",
+        ),
+        alert(
+            "MCPMeshErrorBudgetBurnFast",
+            promql::burn(record::SLO_ERROR_RATIO, &availability_budget, &page),
+            "2m",
+            "critical",
+            "MCP Mesh agent is burning its error budget fast",
+            "{{ $labels.agent }} would exhaust its availability error budget within days.",
+        ),
+        alert(
+            "MCPMeshErrorBudgetBurnSlow",
+            promql::burn(record::SLO_ERROR_RATIO, &availability_budget, &ticket),
+            "15m",
+            "warning",
+            "MCP Mesh agent is burning its error budget",
+            "{{ $labels.agent }} is using its availability error budget faster than it accrues.",
+        ),
+        alert(
+            "MCPMeshLatencyBudgetBurnFast",
+            promql::burn(record::SLO_LATENCY_MISS_RATIO, &latency_budget, &page),
+            "2m",
+            "critical",
+            "MCP Mesh agent is burning its latency budget fast",
+            "Too many of {{ $labels.agent }}'s requests are slower than the latency objective.",
+        ),
+        alert(
+            "MCPMeshLatencyBudgetBurnSlow",
+            promql::burn(record::SLO_LATENCY_MISS_RATIO, &latency_budget, &ticket),
+            "15m",
+            "warning",
+            "MCP Mesh agent is burning its latency budget",
+            "{{ $labels.agent }}'s slow requests use its latency budget faster than it accrues.",
+        ),
+        alert(
+            "MCPMeshCardinalityOverflow",
+            promql::cardinality_overflow(),
+            "0m",
+            "warning",
+            "A metric reached its cardinality limit",
+            "{{ $labels.metric }} folds new label sets into its otel_metric_overflow series: a label \
+             probably carries an unbounded value.",
+        ),
+    ]
+}
+
+/// A `monitoring.coreos.com/v1` `PrometheusRule` (Prometheus Operator).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRule {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: super::kubernetes::Metadata,
+    spec: RuleFile,
+}
+
+/// The rule file as a `PrometheusRule` in `config.namespace`.
+pub fn prometheus_rule(config: &SloConfig) -> PrometheusRule {
+    PrometheusRule {
+        api_version: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: super::kubernetes::Metadata::new(
+            "mcp-mesh-rules",
+            &config.namespace,
+            &[("prometheus", "kube-prometheus"), ("role", "alert-rules"), ("app", "mcp-mesh")],
+        ),
+        spec: rule_file(config),
+    }
+}

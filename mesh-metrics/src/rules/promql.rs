@@ -1,0 +1,134 @@
+//! The PromQL, built from the metric names the code records.
+
+use crate::names::{CARDINALITY_OVERFLOW_TOTAL, CONNECTIONS_ACTIVE, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
+
+/// The recording rules' names.
+pub mod record {
+    /// Requests per second, by agent and namespace.
+    pub const REQUEST_RATE: &str = "mcp_mesh:request_rate";
+    /// Share of requests that failed, by agent and namespace.
+    pub const ERROR_RATE: &str = "mcp_mesh:error_rate";
+    /// 95th percentile latency in seconds, by agent and namespace.
+    pub const REQUEST_DURATION_P95: &str = "mcp_mesh:request_duration:p95";
+    /// Calls in flight, by agent and namespace.
+    pub const CONNECTIONS_SUM: &str = "mcp_mesh:connections:sum";
+    /// The registry's health, 0 to 100, by namespace.
+    pub const REGISTRY_HEALTH_SCORE: &str = "mcp_mesh:registry:health_score";
+    /// Share of requests that did not fail over 5 minutes, by agent.
+    pub const SLO_AVAILABILITY: &str = "mcp_mesh:slo:availability";
+    /// 1 when the 95th percentile latency is under the objective, else 0, by agent.
+    pub const SLO_LATENCY: &str = "mcp_mesh:slo:latency";
+    /// Error ratio over a window (`…:rate5m`, `…:rate1h`, ...), by agent.
+    pub const SLO_ERROR_RATIO: &str = "mcp_mesh:slo:error_ratio";
+    /// Share of requests slower than the latency objective over a window, by agent.
+    pub const SLO_LATENCY_MISS_RATIO: &str = "mcp_mesh:slo:latency_miss_ratio";
+}
+
+/// The windows the burn-rate alerts look at.
+pub(crate) const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+pub(crate) fn request_rate() -> String {
+    format!("sum by (agent, namespace) (rate({REQUESTS_TOTAL}[5m]))")
+}
+
+/// Errors over all requests, both summed to the same labels so they match
+/// one to one.
+pub(crate) fn error_ratio(by: &str, window: &str) -> String {
+    format!(
+        "sum by ({by}) (rate({REQUESTS_TOTAL}{{status=\"error\"}}[{window}]))\n/\nsum by ({by}) (rate({REQUESTS_TOTAL}[{window}]))"
+    )
+}
+
+pub(crate) fn quantile(q: f64, by: &str, window: &str) -> String {
+    format!("histogram_quantile({q}, sum by ({by}) (rate({REQUEST_DURATION_SECONDS}_bucket[{window}])))")
+}
+
+pub(crate) fn connections() -> String {
+    format!("sum by (agent, namespace) ({CONNECTIONS_ACTIVE})")
+}
+
+/// The guide's health score, with its traps fixed: every term is reduced to
+/// `namespace` so they match, and the latency term compares (`< bool`).
+pub(crate) fn registry_health_score(registry_job: &str) -> String {
+    format!(
+        "(\n  max by (namespace) (up{{job=\"{registry_job}\"}}) * 100\n  \
+         + (1 - max by (namespace) ({er}{{agent=\"registry\"}})) * 50\n  \
+         + (max by (namespace) ({p95}{{agent=\"registry\"}}) < bool 0.5) * 50\n) / 2",
+        er = record::ERROR_RATE,
+        p95 = record::REQUEST_DURATION_P95,
+    )
+}
+
+pub(crate) fn slo_availability() -> String {
+    format!("1 - (\n{}\n)", error_ratio("agent", "5m"))
+}
+
+pub(crate) fn slo_latency(latency: f64) -> String {
+    format!("{} < bool {}", quantile(0.95, "agent, le", "5m"), number(latency))
+}
+
+/// Requests slower than `latency` over all requests. `le` is written as the
+/// exposition writes it, so the selector matches the bucket.
+pub(crate) fn latency_miss_ratio(latency: f64, window: &str) -> String {
+    format!(
+        "1 - (\n  sum by (agent) (rate({REQUEST_DURATION_SECONDS}_bucket{{le=\"{le}\"}}[{window}]))\n  /\n  \
+         sum by (agent) (rate({REQUEST_DURATION_SECONDS}_count[{window}]))\n)",
+        le = number(latency)
+    )
+}
+
+/// A burn-rate condition over a long and a short window, both above
+/// `factor` times the error budget (Google SRE workbook, "multiwindow,
+/// multi-burn-rate alerts").
+pub(crate) fn burn(ratio_rule: &str, budget: &str, pairs: &[(&str, &str, f64)]) -> String {
+    pairs
+        .iter()
+        .map(|(long, short, factor)| {
+            let threshold = format!("({} * {budget})", number(*factor));
+            format!("({ratio_rule}:rate{long} > {threshold}\nand\n{ratio_rule}:rate{short} > {threshold})")
+        })
+        .collect::<Vec<_>>()
+        .join("\nor\n")
+}
+
+pub(crate) fn cardinality_overflow() -> String {
+    format!("sum by (metric) (increase({CARDINALITY_OVERFLOW_TOTAL}[10m])) > 0")
+}
+
+/// The queries of the dashboard's panels, by title: each must be accepted by
+/// Prometheus as is (no Grafana-only variables).
+pub fn panel_queries() -> Vec<(&'static str, Vec<(String, String)>)> {
+    let by_agent = |rule: &str| format!("sum by (agent) ({rule})");
+    vec![
+        ("Request rate", vec![(by_agent(record::REQUEST_RATE), "{{agent}}".to_owned())]),
+        ("Error ratio", vec![(format!("max by (agent) ({})", record::ERROR_RATE), "{{agent}}".to_owned())]),
+        (
+            "Latency p50 / p95 / p99",
+            vec![
+                (quantile(0.5, "le", "5m"), "p50".to_owned()),
+                (format!("max({})", record::REQUEST_DURATION_P95), "p95".to_owned()),
+                (quantile(0.99, "le", "5m"), "p99".to_owned()),
+            ],
+        ),
+        (
+            "Latency heatmap",
+            vec![(format!("sum by (le) (rate({REQUEST_DURATION_SECONDS}_bucket[5m]))"), "{{le}}".to_owned())],
+        ),
+        ("In flight", vec![(by_agent(record::CONNECTIONS_SUM), "{{agent}}".to_owned())]),
+        (
+            "Top agents by request rate",
+            vec![(format!("topk(5, {})", by_agent(record::REQUEST_RATE)), "{{agent}}".to_owned())],
+        ),
+        (
+            "Cardinality overflow",
+            vec![(format!("sum by (metric) (rate({CARDINALITY_OVERFLOW_TOTAL}[5m]))"), "{{metric}}".to_owned())],
+        ),
+    ]
+}
+
+/// A number as the exposition and PromQL both read it.
+pub(crate) fn number(value: f64) -> String {
+    let mut out = String::new();
+    crate::render::number::float(&mut out, value);
+    out
+}

@@ -1,0 +1,68 @@
+//! The `mesh-metrics` command line: each command prints what the library
+//! generates, `--output` writes it, and mistakes are errors that say what to
+//! write (exit status 2).
+
+use std::process::{Command, Output};
+
+use mesh_metrics::rules::{self, SloConfig};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesh-metrics")).args(args).output().expect("mesh-metrics runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn commands_print_what_the_library_generates() {
+    let config = SloConfig { availability: 0.995, latency_seconds: 1.0, ..SloConfig::default() };
+    assert_eq!(
+        stdout(&run(&["rules", "--availability", "0.995", "--latency", "1"])),
+        rules::to_yaml(&rules::rule_file(&config)).expect("yaml")
+    );
+    let in_namespace = SloConfig { namespace: "observability".into(), ..SloConfig::default() };
+    assert_eq!(
+        stdout(&run(&["prometheus-rule", "--namespace", "observability"])),
+        rules::to_yaml(&rules::prometheus_rule(&in_namespace)).expect("yaml")
+    );
+    assert_eq!(stdout(&run(&["dashboard"])), rules::to_json(&rules::dashboard()).expect("json"));
+    assert!(stdout(&run(&["service-monitor"])).contains("kind: ServiceMonitor"));
+    assert!(stdout(&run(&["pod-monitor", "--namespace", "agents"])).contains("namespace: agents"));
+    let scrape = stdout(&run(&["scrape-config", "--target", "10.0.0.1:9464", "--shards", "2", "--shard", "1"]));
+    assert!(scrape.contains("10.0.0.1:9464") && scrape.contains("hashmod"), "{scrape}");
+}
+
+#[test]
+fn output_goes_to_a_file_when_asked() {
+    let path = std::env::temp_dir().join(format!("mesh-metrics-cli-{}.yml", std::process::id()));
+    let output = run(&["rules", "--output", path.to_str().expect("utf-8 path")]);
+    assert!(stdout(&output).is_empty());
+    let written = std::fs::read_to_string(&path).expect("written");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(written, rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml"));
+}
+
+#[test]
+fn help_and_mistakes() {
+    assert!(stdout(&run(&["--help"])).contains("COMMANDS:"));
+    assert!(stdout(&run(&[])).contains("USAGE:"));
+    assert!(stdout(&run(&["help", "scrape-config"])).contains("--shards N --shard I"));
+    assert!(stdout(&run(&["rules", "--help"])).contains("--availability RATIO"));
+    for (args, message) in [
+        (&["deploy"][..], "unknown command \"deploy\""),
+        (&["rules", "--availability", "1.5"], "availability must be between 0 and 1"),
+        (&["rules", "--latency", "fast"], "--latency \"fast\": give a number"),
+        (&["rules", "--target", "x"], "rules does not take \"--target\""),
+        (&["scrape-config", "--shards", "3"], "--shards and --shard go together"),
+        (&["scrape-config", "--shards", "3", "--shard", "3"], "--shard 3 is not below --shards 3"),
+        (&["scrape-config", "--external-label", "cluster"], "write NAME=VALUE"),
+        (&["rules", "--output"], "--output needs a value"),
+    ] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
