@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mesh_metrics::rules::{self, SloConfig};
 use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, required_tool};
 
 /// How long to wait for Prometheus to see what the test expects.
@@ -48,10 +49,15 @@ fn start_demo(trace_log: &std::path::Path) -> (ChildGuard, SocketAddr) {
 fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr) -> (ChildGuard, SocketAddr) {
     let listen = free_loopback_port();
     let config = dir.path().join("prometheus.yml");
+    // The generated rules, evaluated every second so the test need not wait.
+    let slo = SloConfig { evaluation_interval: "1s".to_owned(), ..SloConfig::default() };
+    let rule_file = rules::to_yaml(&rules::rule_file(&slo)).expect("rules");
+    std::fs::write(dir.path().join("rules.yml"), rule_file).expect("write rules.yml");
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - rules.yml\n\
              scrape_configs:\n  - job_name: mesh-demo\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
              static_configs:\n      - targets: ['{target}']\n"
         ),
@@ -170,4 +176,20 @@ fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
         (result.len() == 3).then_some(result.len())
     });
     assert_eq!(currencies, 3);
+
+    // The generated recording rules run on the demo's data, and every query of
+    // the generated dashboard is one Prometheus accepts.
+    let recorded = eventually("recording rules", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "mcp_mesh:request_rate{agent=\"weather-agent\"}");
+        (!result.is_empty()).then_some(result.len())
+    });
+    assert!(recorded >= 1);
+    for (title, queries) in rules::panel_queries() {
+        for (expr, _) in queries {
+            let path = format!("/api/v1/query?query={}", percent_encode(&expr));
+            let response = get(api_addr, &path).expect("query");
+            let body: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
+            assert_eq!(body["status"], "success", "panel {title:?}: Prometheus refused {expr:?}: {body}");
+        }
+    }
 }

@@ -1,5 +1,11 @@
 //! Prometheus' grammar and naming conventions, shared by every compile-time check.
 
+/// `mesh_metrics::names::REQUESTS_TOTAL` (a proc-macro crate cannot depend on
+/// the runtime crate; a test there checks the two agree).
+pub(crate) const REQUESTS_TOTAL: &str = "mcp_mesh_requests_total";
+/// `mesh_metrics::names::REQUEST_DURATION_SECONDS` (see above).
+pub(crate) const REQUEST_DURATION_SECONDS: &str = "mcp_mesh_request_duration_seconds";
+
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub(crate) fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();

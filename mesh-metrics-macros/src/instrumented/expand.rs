@@ -16,6 +16,7 @@ use super::{async_shape, returns, trace_param};
 pub(crate) fn function(site: &Site, mut function: ItemFn) -> syn::Result<TokenStream> {
     check_sig(&function.sig)?;
     instrument_block(site, &mut function.sig, &mut function.block)?;
+    function.attrs.extend(promql_docs(site));
     Ok(quote!(#function))
 }
 
@@ -57,6 +58,7 @@ pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<
                 if let Err(error) = instrument_block(&site, &mut method.sig, &mut method.block) {
                     push(&mut errors, error);
                 }
+                method.attrs.extend(promql_docs(&site));
             }
             Err(error) => push(&mut errors, error),
         }
@@ -129,6 +131,34 @@ fn instrument_block(site: &Site, sig: &mut syn::Signature, block: &mut Block) ->
     // did, the user gets a compile error rather than a function with no body.
     *block = syn::parse2(body)?;
     Ok(())
+}
+
+/// A `# Metrics` section appended to the fn's rustdoc: the PromQL of its
+/// request rate, error ratio and p95 latency, so `cargo doc` shows them next to
+/// the code.
+fn promql_docs(site: &Site) -> Vec<syn::Attribute> {
+    // A PromQL string literal: `\` and `"` escaped.
+    let quoted = |text: String| text.replace('\\', "\\\\").replace('"', "\\\"");
+    let (agent, method) = (quoted(site.agent.value()), quoted(site.method.value()));
+    let selector = format!("agent=\"{agent}\",method=\"{method}\"");
+    let (requests, duration) = (crate::names::REQUESTS_TOTAL, crate::names::REQUEST_DURATION_SECONDS);
+    let lines = [
+        String::new(),
+        "# Metrics".to_owned(),
+        String::new(),
+        format!("Recorded by `#[instrumented]` with `{selector}`. In Prometheus:"),
+        String::new(),
+        "```text".to_owned(),
+        "# requests per second".to_owned(),
+        format!("sum(rate({requests}{{{selector}}}[5m]))"),
+        "# share of requests that failed".to_owned(),
+        format!("sum(rate({requests}{{{selector},status=\"error\"}}[5m]))"),
+        format!("  / sum(rate({requests}{{{selector}}}[5m]))"),
+        "# 95th percentile latency, seconds".to_owned(),
+        format!("histogram_quantile(0.95, sum by (le) (rate({duration}_bucket{{{selector}}}[5m])))"),
+        "```".to_owned(),
+    ];
+    lines.into_iter().map(|line| syn::parse_quote!(#[doc = #line])).collect()
 }
 
 fn empty_block() -> Block {
