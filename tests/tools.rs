@@ -26,6 +26,8 @@ pub struct ParsedSample {
     pub labels: String,
     /// The value.
     pub value: f64,
+    /// The labels exactly as parsed, sorted by name.
+    pub label_pairs: Vec<(String, String)>,
     /// Its exemplar, if any.
     pub exemplar: Option<ParsedExemplar>,
 }
@@ -90,14 +92,21 @@ fn parse_sample_line(line: &str) -> ParsedSample {
     let fields: Vec<&str> = line.split('\t').collect();
     let field = |i: usize| fields.get(i).copied().unwrap_or_default();
     let number = |i: usize| field(i).parse::<f64>().unwrap_or(f64::NAN);
+    let label_pairs = match serde_json::from_str::<serde_json::Value>(field(4)) {
+        Ok(serde_json::Value::Object(map)) => {
+            map.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned())).collect()
+        }
+        _ => Vec::new(),
+    };
     ParsedSample {
         name: field(1).to_owned(),
         labels: field(2).to_owned(),
         value: number(3),
-        exemplar: (fields.len() > 4).then(|| ParsedExemplar {
-            trace_id: field(4).to_owned(),
-            value: number(5),
-            timestamp: number(6),
+        label_pairs,
+        exemplar: (fields.len() > 5).then(|| ParsedExemplar {
+            trace_id: field(5).to_owned(),
+            value: number(6),
+            timestamp: number(7),
         }),
     }
 }

@@ -77,6 +77,34 @@ pub enum Error {
         /// The number of values given.
         got: usize,
     },
+    /// A metric name outside the Prometheus grammar.
+    #[error("invalid metric name {name:?}: metric names match [a-zA-Z_:][a-zA-Z0-9_:]*")]
+    MetricName {
+        /// The name given.
+        name: String,
+    },
+    /// An allowlist entry that is not an address or CIDR block.
+    #[error(
+        "invalid client allowlist entry {entry:?}: {reason}; write an address or a CIDR block such as \"10.0.0.0/8\""
+    )]
+    Allowlist {
+        /// The entry given.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bearer token that an `Authorization` header cannot carry.
+    #[error("invalid bearer token: use one or more visible ASCII characters, without spaces")]
+    Token,
+    /// Listening beyond loopback without saying who may scrape.
+    #[error(
+        "listening on {addr}, where other hosts can connect, but only loopback clients may scrape: name them with \
+         `.allow_client(\"10.0.0.0/8\")` (and perhaps `.bearer_token(..)`), or accept anyone with `.allow_any_client()`"
+    )]
+    Exposed {
+        /// The listen address.
+        addr: SocketAddr,
+    },
     /// The exporter's own runtime thread could not start.
     #[error("cannot start the exporter's runtime thread: {0}")]
     Runtime(#[source] std::io::Error),

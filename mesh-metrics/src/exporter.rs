@@ -11,6 +11,7 @@ use metrics_util::MetricKindMask;
 use metrics_util::layers::Layer as _;
 use tokio::sync::{oneshot, watch};
 
+use crate::access::{Allowlist, Cidr, Token};
 use crate::guard::layer::{CardinalityLayer, FacadeGuard};
 use crate::guard::{self, CardinalityPolicy, Limit};
 use crate::registry::{self, Cell, Descriptor, Layout, MetricKind, Registry};
@@ -39,6 +40,10 @@ impl Exporter {
             upkeep_interval: Duration::from_secs(5),
             policy: CardinalityPolicy::default(),
             idle_timeout: None,
+            clients: Vec::new(),
+            any_client: false,
+            bearer_token: None,
+            limits: http::Limits::default(),
         }
     }
 }
@@ -55,6 +60,10 @@ pub struct ExporterBuilder {
     upkeep_interval: Duration,
     policy: CardinalityPolicy,
     idle_timeout: Option<Duration>,
+    clients: Vec<String>,
+    any_client: bool,
+    bearer_token: Option<String>,
+    limits: http::Limits,
 }
 
 impl ExporterBuilder {
@@ -133,6 +142,52 @@ impl ExporterBuilder {
         self
     }
 
+    /// Lets clients at this address or in this CIDR block scrape (e.g.
+    /// `"10.0.0.0/8"`, `"fd00::/8"`, `"192.0.2.7"`). Without a list only
+    /// loopback clients may; with one, exactly the listed ones (add
+    /// `"127.0.0.1"` for local tools). Others get 403. Checked at install.
+    pub fn allow_client(mut self, address_or_block: impl Into<String>) -> Self {
+        self.clients.push(address_or_block.into());
+        self
+    }
+
+    /// Lets any client that can reach the port scrape. Without this or
+    /// [`allow_client`](Self::allow_client), installing on a non-loopback
+    /// address is an [`Error::Exposed`].
+    pub fn allow_any_client(mut self) -> Self {
+        self.any_client = true;
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `/metrics` (compared in
+    /// constant time; a missing or wrong token gets the same 401). Prometheus
+    /// sends it with `authorization: { credentials: ... }` in its scrape config.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Connections served at once (default 512); past it a client gets an
+    /// immediate `503 Service Unavailable` with `Retry-After`, not a queue.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.limits.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long a client may take to send its request head (default 10 s):
+    /// a client that trickles bytes cannot hold a connection open.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.request_timeout = timeout;
+        self
+    }
+
+    /// How long one connection may last (default 60 s), however it is used:
+    /// a client that reads the response at a trickle cannot hold it forever.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.connection_timeout = timeout;
+        self
+    }
+
     /// Series not updated for this long are dropped from `/metrics` and free
     /// their slot in the cardinality guard: `metrics` facade series, and the
     /// series of registry families that opt in (unbounded business labels,
@@ -149,11 +204,13 @@ impl ExporterBuilder {
     /// Inside a tokio runtime the server is a task of that runtime; outside one
     /// it runs on a small runtime of its own thread. Errors (a port in use, a
     /// second install, bad buckets or labels) come back as [`Error`] values.
-    pub fn install(self) -> Result<ExporterHandle, Error> {
+    pub fn install(mut self) -> Result<ExporterHandle, Error> {
         let (default_layout, per_metric) = self.layouts()?;
         for (name, _) in &self.global_labels {
             check_label_name(name)?;
         }
+        self.limits.allow = self.allowlist()?;
+        self.limits.token = self.bearer_token.as_deref().map(Token::new).transpose()?;
         if INSTALLED.swap(true, Ordering::SeqCst) {
             return Err(Error::AlreadyInstalled);
         }
@@ -200,7 +257,12 @@ impl ExporterBuilder {
         });
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done) = oneshot::channel();
-        let server = http::Server { renderer: renderer.clone(), stop: stopped, upkeep_interval: self.upkeep_interval };
+        let server = http::Server {
+            renderer: renderer.clone(),
+            stop: stopped,
+            upkeep_interval: self.upkeep_interval,
+            limits: Arc::new(self.limits),
+        };
         let run = async move {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => server.run(listener).await,
@@ -224,6 +286,21 @@ impl ExporterBuilder {
         Ok(ExporterHandle { local_addr, renderer, stop: Some(stop), done: Some(done) })
     }
 
+    /// Who may scrape: listening beyond loopback needs an explicit answer.
+    fn allowlist(&self) -> Result<Allowlist, Error> {
+        if self.any_client {
+            return Ok(Allowlist::Any);
+        }
+        let blocks = self.clients.iter().map(|entry| Cidr::parse(entry)).collect::<Result<Vec<_>, _>>()?;
+        if blocks.is_empty() {
+            if !self.listen.ip().is_loopback() {
+                return Err(Error::Exposed { addr: self.listen });
+            }
+            return Ok(Allowlist::Loopback);
+        }
+        Ok(Allowlist::Blocks(blocks))
+    }
+
     fn layouts(&self) -> Result<(Layout, HashMap<String, Layout>), Error> {
         let checked = |metric: &str, bounds: &[f64]| {
             Layout::new(bounds).map_err(|reason| Error::Buckets { metric: metric.to_owned(), reason })
@@ -241,13 +318,8 @@ impl ExporterBuilder {
 }
 
 fn check_label_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
     // `le` belongs to histogram buckets; a global `le` would clash with it.
-    let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("__")
-        && name != "le";
-    if valid { Ok(()) } else { Err(Error::LabelName { name: name.to_owned() }) }
+    if names::is_label_name(name) && name != "le" { Ok(()) } else { Err(Error::LabelName { name: name.to_owned() }) }
 }
 
 fn facade_recorder(

@@ -7,12 +7,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue, VARY};
+use hyper::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, VARY, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::watch;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::access::{Allowlist, Token};
 use crate::exporter::Renderer;
 
 /// The classic text format's content type.
@@ -20,29 +22,68 @@ pub(crate) const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charse
 /// The OpenMetrics text format's content type.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// How long a client may take to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight scrapes get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Request heads larger than this are refused (a scrape's head is well under 1 KiB).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// How long a refusal (403, 503) may take to write before the socket is dropped.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who may connect, and how much of the server a client may hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Client addresses that may connect.
+    pub(crate) allow: Allowlist,
+    /// The bearer token `/metrics` requires, if any.
+    pub(crate) token: Option<Token>,
+    /// Connections served at once; past it, a fast 503.
+    pub(crate) max_connections: usize,
+    /// How long a client may take to send a request head (slowloris).
+    pub(crate) request_timeout: Duration,
+    /// How long one connection may live, however busy (slow readers).
+    pub(crate) connection_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            allow: Allowlist::default(),
+            token: None,
+            max_connections: 512,
+            request_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 pub(crate) struct Server {
     pub(crate) renderer: Arc<Renderer>,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) upkeep_interval: Duration,
+    pub(crate) limits: Arc<Limits>,
 }
 
 impl Server {
     pub(crate) async fn run(mut self, listener: tokio::net::TcpListener) {
         let mut connections = JoinSet::new();
+        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
         let mut upkeep = tokio::time::interval(self.upkeep_interval);
         upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        connections.spawn(serve_connection(stream, self.renderer.clone(), self.stop.clone()));
+                    Ok((stream, peer)) => {
+                        if !self.limits.allow.allows(peer.ip()) {
+                            connections.spawn(refuse(stream, Refusal::Forbidden));
+                        } else if let Ok(permit) = permits.clone().try_acquire_owned() {
+                            let serve = serve_connection(stream, self.renderer.clone(), self.limits.clone(), self.stop.clone());
+                            connections.spawn(async move {
+                                serve.await;
+                                drop(permit);
+                            });
+                        } else {
+                            connections.spawn(refuse(stream, Refusal::Busy));
+                        }
                     }
                     // Out of file descriptors and the like: back off, keep serving.
                     Err(error) => {
@@ -50,7 +91,11 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                _ = upkeep.tick() => self.renderer.run_upkeep(),
+                _ = upkeep.tick() => {
+                    let renderer = self.renderer.clone();
+                    // Upkeep renders the facade when series expire: keep it off this thread.
+                    let _ = tokio::task::spawn_blocking(move || renderer.run_upkeep()).await;
+                }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = stopped(&mut self.stop) => break,
             }
@@ -63,37 +108,105 @@ impl Server {
     }
 }
 
+/// Why a connection is turned away before HTTP is served on it.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The client's address is not on the allowlist.
+    Forbidden,
+    /// Every connection slot is taken.
+    Busy,
+}
+
+/// Answers a connection that will not be served with one fixed response and
+/// closes it: no request is read, so a refused client costs one write.
+async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
+    let response: &[u8] = match refusal {
+        Refusal::Forbidden => {
+            b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\n\
+              connection: close\r\n\r\nthis address may not scrape /metrics\r\n"
+        }
+        Refusal::Busy => {
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 34\r\n\
+              retry-after: 1\r\nconnection: close\r\n\r\ntoo many scrapes, try again soon\r\n"
+        }
+    };
+    let write = async {
+        let _ = stream.write_all(response).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // A dropped sender (the handle was dropped) also means stop.
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, renderer: Arc<Renderer>, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    renderer: Arc<Renderer>,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service_limits = limits.clone();
     let service = hyper::service::service_fn(move |request| {
-        let renderer = renderer.clone();
-        async move { Ok::<_, Infallible>(respond(&renderer, &request)) }
+        let (renderer, limits) = (renderer.clone(), service_limits.clone());
+        async move { Ok::<_, Infallible>(respond(renderer, &limits, &request).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.request_timeout).max_buf_size(MAX_HEAD_BYTES);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
+    let deadline = tokio::time::sleep(limits.connection_timeout);
+    tokio::pin!(deadline);
     tokio::select! {
         _ = connection.as_mut() => return,
+        // A client that holds the connection too long (reads the body at a
+        // trickle, or idles between requests) loses it.
+        () = &mut deadline => return,
         _ = stopped(&mut stop) => connection.as_mut().graceful_shutdown(),
     }
-    let _ = connection.await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
 }
 
-fn respond(renderer: &Renderer, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(renderer: Arc<Renderer>, limits: &Limits, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let readable = matches!(*request.method(), Method::GET | Method::HEAD);
     match request.uri().path() {
         "/metrics" if readable => {
+            if let Some(token) = &limits.token {
+                let authorization = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                if !token.accepts(authorization) {
+                    // The same answer whether the header was missing, malformed or wrong.
+                    let mut response = reply(
+                        StatusCode::UNAUTHORIZED,
+                        "text/plain; charset=utf-8",
+                        "authentication required\n".into(),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"metrics\""));
+                    return response;
+                }
+            }
             let accept = request.headers().get_all(ACCEPT).iter().filter_map(|value| value.to_str().ok());
-            let mut response = if wants_openmetrics(accept) {
-                reply(StatusCode::OK, OPENMETRICS_CONTENT_TYPE, renderer.openmetrics())
-            } else {
-                reply(StatusCode::OK, CLASSIC_CONTENT_TYPE, renderer.classic())
+            let openmetrics = wants_openmetrics(accept);
+            // Rendering is CPU work proportional to the series: off the async threads.
+            let rendered =
+                tokio::task::spawn_blocking(
+                    move || {
+                        if openmetrics { renderer.openmetrics() } else { renderer.classic() }
+                    },
+                )
+                .await;
+            let Ok(body) = rendered else {
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    "rendering failed\n".into(),
+                );
             };
+            let content_type = if openmetrics { OPENMETRICS_CONTENT_TYPE } else { CLASSIC_CONTENT_TYPE };
+            let mut response = reply(StatusCode::OK, content_type, body);
             response.headers_mut().insert(VARY, HeaderValue::from_static("Accept"));
             response
         }

@@ -28,7 +28,11 @@ pub enum Status {
 impl Status {
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        names::STATUSES[self as usize]
+        match self {
+            Self::Success => names::STATUSES[0],
+            Self::Error => names::STATUSES[1],
+            Self::Cancelled => names::STATUSES[2],
+        }
     }
 }
 

@@ -20,3 +20,19 @@ pub const CARDINALITY_SERIES: &str = "mcp_mesh_cardinality_series";
 
 /// The `status` label values of [`REQUESTS_TOTAL`].
 pub const STATUSES: [&str; 3] = ["success", "error", "cancelled"];
+
+/// Whether `name` is a metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Whether `name` is a label name a user may set: `[a-zA-Z_][a-zA-Z0-9_]*`,
+/// not starting with `__` (reserved for Prometheus).
+pub(crate) fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}

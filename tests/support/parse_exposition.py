@@ -5,9 +5,10 @@ usage: parse_exposition.py openmetrics|classic
 
 Prints one line per family and per sample, tab-separated:
     family  <name>  <type>
-    sample  <name>  <labels k=v,... sorted>  <value>  [<exemplar trace_id>  <exemplar value>  <exemplar timestamp>]
+    sample  <name>  <labels k=v,... sorted>  <value>  <labels as JSON>  [<exemplar trace_id>  <exemplar value>  <exemplar timestamp>]
 and exits 1 with the parser's complaint on stderr if the text does not parse.
 """
+import json
 import sys
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -27,7 +28,7 @@ def main():
             out.append("\t".join(["family", family.name, family.type]))
             for sample in family.samples:
                 labels = ",".join(f"{k}={clean(v)}" for k, v in sorted(sample.labels.items()))
-                fields = ["sample", sample.name, labels, repr(float(sample.value))]
+                fields = ["sample", sample.name, labels, repr(float(sample.value)), json.dumps(sample.labels, sort_keys=True)]
                 if sample.exemplar is not None:
                     exemplar = sample.exemplar
                     timestamp = exemplar.timestamp

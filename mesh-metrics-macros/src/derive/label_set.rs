@@ -184,14 +184,20 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
         quote! { if let ::core::option::Option::Some(slot) = values.get_mut(#i) { *slot = self.#field; } }
     });
     let locals: Vec<syn::Ident> = (0..labels.len()).map(|i| format_ident!("__mesh_value_{}", i)).collect();
-    let decode = labels.iter().zip(&locals).rev().filter(|(label, _)| matches!(label.kind, Kind::Enumerable)).map(|(label, local)| {
-        let ty = &label.ty;
-        let radix = radix(ty);
-        quote! {
-            let #local: &'static str = <#ty as #label_value>::VALUES.get(rest % #radix).copied().unwrap_or_default();
-            rest /= #radix;
-        }
-    });
+    let decode = labels.iter().zip(&locals).rev().filter(|(label, _)| matches!(label.kind, Kind::Enumerable)).map(
+        |(label, local)| {
+            let ty = &label.ty;
+            let radix = radix(ty);
+            quote! {
+                let #local: &'static str = rest
+                    .checked_rem(#radix)
+                    .and_then(|i| <#ty as #label_value>::VALUES.get(i))
+                    .copied()
+                    .unwrap_or_default();
+                rest = rest.checked_div(#radix).unwrap_or_default();
+            }
+        },
+    );
     let mut static_index = 0usize;
     let fill_statics =
         labels.iter().zip(&locals).filter(|(label, _)| !matches!(label.kind, Kind::Enumerable)).map(|(_, local)| {

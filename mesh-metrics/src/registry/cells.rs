@@ -127,7 +127,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub(crate) fn new(layout: Arc<Layout>) -> Self {
+    /// An empty histogram with these buckets.
+    pub fn new(layout: Arc<Layout>) -> Self {
         let buckets = (0..=layout.bounds().len()).map(|_| AtomicU64::new(0)).collect();
         Self { layout, buckets, sum_bits: AtomicU64::new(0), sum_nanos: AtomicU64::new(0), exemplars: Slots::default() }
     }

@@ -195,3 +195,23 @@ fn the_first_fold_of_each_metric_is_logged_once() {
     });
     assert_eq!(warnings.load(Ordering::Relaxed), 2, "one warning per metric, not one per fold");
 }
+
+#[test]
+fn a_panic_while_a_lock_is_held_does_not_wedge_the_registry() {
+    let registry = Registry::new();
+    let jobs = family(&registry, "jobs_total", MetricKind::Counter);
+    // The cell constructor runs under the series table's write lock: a panic
+    // there poisons it.
+    let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = jobs.series(&["boom"], |_| panic!("constructor failed"));
+    }));
+    assert!(poisoned.is_err());
+    let series = jobs.series(&["after"], |_| counter()).expect("still works");
+    if let Cell::Counter(counter) = series.cell() {
+        counter.increment(2);
+    }
+    assert_eq!(total(&jobs), 2.0);
+    assert_eq!(registry.snapshot().value("jobs_total", &[("user", "after")]), 2.0);
+    registry.set_policy(CardinalityPolicy::default());
+    assert_eq!(registry.upkeep(), 0);
+}

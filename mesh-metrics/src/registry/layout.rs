@@ -23,11 +23,8 @@ impl Layout {
         if let Some(bad) = bounds.iter().find(|b| !b.is_finite()) {
             return Err(format!("bucket bound {bad} is not finite; +Inf is always added for you"));
         }
-        if let Some(pair) = bounds.windows(2).find(|pair| pair[0] >= pair[1]) {
-            return Err(format!(
-                "bucket bounds must be strictly increasing, but {} is followed by {}",
-                pair[0], pair[1]
-            ));
+        if let Some((before, after)) = bounds.iter().zip(bounds.iter().skip(1)).find(|(a, b)| a >= b) {
+            return Err(format!("bucket bounds must be strictly increasing, but {before} is followed by {after}"));
         }
         Ok(Self::from_checked(bounds))
     }

@@ -387,6 +387,7 @@ impl Registry {
     /// of its declaration: the family keeps `layout` whatever the exporter
     /// configures, and registering it again with other buckets is an error.
     pub fn family_with_layout(&self, descriptor: &Descriptor, layout: Option<Layout>) -> Result<Arc<Family>, Error> {
+        check_names(descriptor)?;
         let existing = |found: &Arc<Family>| {
             check_same(found, descriptor)?;
             match &layout {
@@ -494,6 +495,31 @@ impl Registry {
         self.families().iter().map(|family| family.expire(oldest)).sum()
     }
 
+    /// The classic text exposition (`text/plain; version=0.0.4`) of this
+    /// registry alone: for serving it from your own HTTP server, or tests.
+    /// (The exporter's `/metrics` adds global labels and the `metrics` facade.)
+    pub fn render_classic(&self) -> String {
+        let mut out = String::new();
+        crate::render::classic(&mut out, &self.families(), &crate::render::GlobalLabels::default());
+        out
+    }
+
+    /// The OpenMetrics 1.0.0 exposition of this registry alone, with exemplars.
+    pub fn render_openmetrics(&self) -> String {
+        let mut out = String::new();
+        let mut claimed = crate::render::Claimed::default();
+        let clock = crate::exemplar::scrape_clock();
+        crate::render::openmetrics(
+            &mut out,
+            &self.families(),
+            &crate::render::GlobalLabels::default(),
+            &mut claimed,
+            clock,
+        );
+        out.push_str("# EOF\n");
+        out
+    }
+
     /// A point-in-time copy of every value, for tests, dashboards in the
     /// terminal and anything else that wants numbers rather than text.
     pub fn snapshot(&self) -> Snapshot {
@@ -505,6 +531,21 @@ impl Default for Registry {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A name outside the grammar would make the whole exposition unparseable.
+fn check_names(descriptor: &Descriptor) -> Result<(), Error> {
+    if !crate::names::is_metric_name(&descriptor.name) {
+        return Err(Error::MetricName { name: descriptor.name.to_string() });
+    }
+    let histogram = descriptor.kind == MetricKind::Histogram;
+    for (i, name) in descriptor.label_names.iter().enumerate() {
+        let duplicate = descriptor.label_names.get(..i).is_some_and(|before| before.contains(name));
+        if !crate::names::is_label_name(name) || (histogram && *name == "le") || duplicate {
+            return Err(Error::LabelName { name: (*name).to_owned() });
+        }
+    }
+    Ok(())
 }
 
 fn check_same(found: &Family, wanted: &Descriptor) -> Result<(), Error> {

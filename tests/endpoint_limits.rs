@@ -1,0 +1,177 @@
+//! The endpoint under abuse, over real TCP: who may scrape (allowlist, bearer
+//! token), slow and oversized requests, too many connections, clients that
+//! vanish mid-body, and a graceful shutdown that lets a scrape finish.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use mesh_metrics::registry::{self, Cell, Descriptor, MetricKind};
+use mesh_metrics_tests::request;
+
+const TOKEN: &str = "correct-horse-battery-staple";
+
+/// A raw connection from `source` (a loopback address of our choice).
+async fn connect_from(source: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(format!("{source}:0").parse().expect("source address")).expect("bind source");
+    socket.connect(addr).await.expect("connect")
+}
+
+async fn read_all(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn send(stream: &mut tokio::net::TcpStream, text: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    stream.write_all(text.as_bytes()).await.expect("write");
+}
+
+fn scrape_with(addr: SocketAddr, authorization: &str) -> mesh_metrics_tests::Response {
+    request(addr, "GET", "/metrics", &[("Authorization", authorization)]).expect("scrape")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
+    // Enough series that a response outgrows the socket buffers.
+    const WIDE: Descriptor = Descriptor {
+        name: std::borrow::Cow::Borrowed("wide_series"),
+        help: std::borrow::Cow::Borrowed("Many series"),
+        kind: MetricKind::Gauge,
+        label_names: std::borrow::Cow::Borrowed(&["id"]),
+        unit: None,
+    };
+    let wide = registry::global().family(&WIDE).expect("family");
+    for i in 0..1500 {
+        if let Cell::Gauge(gauge) =
+            wide.series(&[&format!("{i:0>64}")], |_| Cell::Gauge(Default::default())).expect("series").cell()
+        {
+            gauge.set(f64::from(i));
+        }
+    }
+    let exporter = mesh_metrics::Exporter::builder()
+        .listen("127.0.0.1:0".parse().expect("address"))
+        .allow_client("127.0.0.1")
+        .bearer_token(TOKEN)
+        .max_connections(4)
+        .request_timeout(Duration::from_millis(500))
+        .connection_timeout(Duration::from_secs(3))
+        .install()
+        .expect("install");
+    let addr = exporter.local_addr();
+    let bearer = format!("Bearer {TOKEN}");
+
+    // The bearer token: right gets 200; missing, wrong or malformed get the same 401.
+    let ok = tokio::task::spawn_blocking({
+        let bearer = bearer.clone();
+        move || scrape_with(addr, &bearer)
+    })
+    .await
+    .expect("join");
+    assert_eq!(ok.status, 200);
+    let refusals = tokio::task::spawn_blocking(move || {
+        let missing = request(addr, "GET", "/metrics", &[]).expect("scrape");
+        let wrong = scrape_with(addr, "Bearer correct-horse-battery-stapler");
+        let scheme = scrape_with(addr, &format!("Basic {TOKEN}"));
+        [missing, wrong, scheme]
+    })
+    .await
+    .expect("join");
+    for refused in &refusals {
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.body, "authentication required\n");
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer realm=\"metrics\""));
+    }
+
+    // The allowlist names 127.0.0.1 only: 127.0.0.2 is another client.
+    let mut outsider = connect_from("127.0.0.2", addr).await;
+    send(&mut outsider, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n")).await;
+    let answer = read_all(&mut outsider).await;
+    assert!(answer.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{answer:?}");
+    assert!(answer.ends_with("\r\n\r\nthis address may not scrape /metrics\r\n"), "{answer:?}");
+
+    // A request head over the limit is refused, not buffered.
+    let huge = tokio::task::spawn_blocking(move || {
+        request(addr, "GET", "/metrics", &[("X-Padding", &"a".repeat(20 * 1024))]).map(|r| r.status)
+    })
+    .await
+    .expect("join");
+    assert!(matches!(huge, Ok(431) | Err(_)), "{huge:?}");
+
+    // Slowloris: a head that never completes is dropped after the request timeout.
+    let started = Instant::now();
+    let mut slow = connect_from("127.0.0.1", addr).await;
+    send(&mut slow, "GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
+    let answer = read_all(&mut slow).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "held for {:?}", started.elapsed());
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+
+    // Four connections held open: the fifth gets an immediate 503.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.0.1", addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let mut fifth = connect_from("127.0.0.1", addr).await;
+    let answer = read_all(&mut fifth).await;
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer:?}");
+    assert!(
+        answer.contains("retry-after: 1\r\n") && answer.ends_with("too many scrapes, try again soon\r\n"),
+        "{answer:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "a refusal is fast: {:?}", started.elapsed());
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A client that vanishes mid-body does not disturb the next one.
+    for _ in 0..3 {
+        let mut vanishing = connect_from("127.0.0.1", addr).await;
+        send(&mut vanishing, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n")).await;
+        let mut first = [0u8; 64];
+        use tokio::io::AsyncReadExt as _;
+        let _ = vanishing.read(&mut first).await;
+        drop(vanishing);
+    }
+    let after = tokio::task::spawn_blocking({
+        let bearer = bearer.clone();
+        move || scrape_with(addr, &bearer)
+    })
+    .await
+    .expect("join");
+    assert_eq!(after.status, 200);
+    assert!(after.body.contains("wide_series{id=\""), "complete body after vanishing clients");
+
+    // Graceful shutdown: a scrape in progress still gets its whole body.
+    let reader = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut head = [0u8; 256];
+        let mut got = stream.read(&mut head).expect("first bytes");
+        std::thread::sleep(Duration::from_millis(300)); // shutdown starts meanwhile
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).expect("the rest");
+        got += rest.len();
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let length: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("content-length");
+        let head_len = text.find("\r\n\r\n").expect("end of head") + 4;
+        (got - head_len, length)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    exporter.shutdown().await;
+    let (received, announced) = reader.join().expect("reader");
+    assert_eq!(received, announced, "the in-flight scrape finished");
+    std::net::TcpListener::bind(addr).expect("the port is free after shutdown");
+}
