@@ -4,21 +4,27 @@
 //! and Prometheus tolerates a histogram's `_sum` being a few observations ahead
 //! of or behind its buckets, as every client library's histograms are.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use super::Layout;
-use crate::exemplar::{Exemplar, Slots, Stamp};
+use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
 use crate::trace::TraceId;
 
 /// A monotonic counter. Whole increments are one `fetch_add`; fractional ones
-/// (revenue, bytes per second) add to a separate `f64` part, so the common case
-/// never pays for a compare-and-swap.
+/// (revenue, bytes per second) add to a separate `f64` part, allocated (with
+/// the exemplar slot) the first time one is needed, so the common case never
+/// pays for a compare-and-swap and a counter series stays small.
 #[derive(Debug, Default)]
 pub struct Counter {
     whole: AtomicU64,
+    extras: OnceLock<Box<CounterExtras>>,
+}
+
+#[derive(Debug, Default)]
+struct CounterExtras {
     fraction_bits: AtomicU64,
-    exemplar: Slots,
+    exemplar: Slot,
 }
 
 impl Counter {
@@ -37,27 +43,37 @@ impl Counter {
         if amount.fract() == 0.0 && amount < u64::MAX as f64 {
             self.increment(amount as u64);
         } else {
-            add_f64(&self.fraction_bits, amount);
+            add_f64(&self.extras().fraction_bits, amount);
         }
         true
     }
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        self.whole.load(Relaxed) as f64 + f64::from_bits(self.fraction_bits.load(Relaxed))
+        let fraction = self.extras.get().map_or(0.0, |extras| f64::from_bits(extras.fraction_bits.load(Relaxed)));
+        self.whole.load(Relaxed) as f64 + fraction
+    }
+
+    /// Adds a whole number with the trace it belongs to, kept as the exemplar.
+    pub fn increment_traced(&self, by: u64, trace_id: TraceId) {
+        self.increment(by);
+        self.exemplar(trace_id, by as f64, Stamp::of(quanta::Instant::now()));
     }
 
     /// Keeps `amount` as the exemplar of the latest increment, for `trace_id`.
     #[inline]
     pub(crate) fn exemplar(&self, trace_id: TraceId, amount: f64, at: Stamp) {
-        if let Some(slot) = self.exemplar.get_or_alloc(0, 1) {
-            slot.record(trace_id, amount, at);
-        }
+        self.extras().exemplar.record(trace_id, amount, at);
     }
 
     /// The latest exemplar, if any increment carried a trace ID.
     pub(crate) fn read_exemplar(&self, clock: (std::time::SystemTime, quanta::Instant)) -> Option<Exemplar> {
-        self.exemplar.get(0)?.read(clock)
+        self.extras.get()?.exemplar.read(clock)
+    }
+
+    #[inline]
+    fn extras(&self) -> &CounterExtras {
+        self.extras.get_or_init(Box::default)
     }
 }
 
@@ -112,9 +128,13 @@ impl InFlight {
 
 /// A fixed-bucket histogram. Buckets are stored per bucket (not cumulative), so
 /// an observation is one bucket `fetch_add` plus one add to the sum; the count
-/// is the sum of the buckets, computed at scrape time.
+/// is the sum of the buckets, computed at scrape time. Its state lives behind
+/// one pointer, so the cell of a counter or gauge series does not pay for it.
 #[derive(Debug)]
-pub struct Histogram {
+pub struct Histogram(Box<HistogramState>);
+
+#[derive(Debug)]
+struct HistogramState {
     layout: Arc<Layout>,
     /// One per bound, then the `+Inf` bucket.
     buckets: Box<[AtomicU64]>,
@@ -130,7 +150,13 @@ impl Histogram {
     /// An empty histogram with these buckets.
     pub fn new(layout: Arc<Layout>) -> Self {
         let buckets = (0..=layout.bounds().len()).map(|_| AtomicU64::new(0)).collect();
-        Self { layout, buckets, sum_bits: AtomicU64::new(0), sum_nanos: AtomicU64::new(0), exemplars: Slots::default() }
+        Self(Box::new(HistogramState {
+            layout,
+            buckets,
+            sum_bits: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+            exemplars: Slots::default(),
+        }))
     }
 
     /// Records one observation. NaN is refused (it has no bucket and would
@@ -145,10 +171,18 @@ impl Histogram {
         if value.is_nan() {
             return None;
         }
-        let index = self.layout.bounds().partition_point(|bound| *bound < value);
+        let index = self.0.layout.bounds().partition_point(|bound| *bound < value);
         self.bump(index);
-        add_f64(&self.sum_bits, value);
+        add_f64(&self.0.sum_bits, value);
         Some(index)
+    }
+
+    /// Records one observation with the trace it belongs to, kept as the
+    /// exemplar of its bucket. NaN is refused and `false` is returned.
+    pub fn observe_traced(&self, value: f64, trace_id: TraceId) -> bool {
+        let Some(index) = self.observe_at(value) else { return false };
+        self.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
+        true
     }
 
     /// Records a duration given in nanoseconds; the sum stays exact.
@@ -160,16 +194,17 @@ impl Histogram {
     /// Records a duration and returns the index of its bucket.
     #[inline]
     pub(crate) fn observe_nanos_at(&self, nanos: u64) -> usize {
-        let index = self.layout.nanos().iter().position(|bound| nanos <= *bound).unwrap_or(self.layout.nanos().len());
+        let state = &*self.0;
+        let index = state.layout.nanos().iter().position(|bound| nanos <= *bound).unwrap_or(state.layout.nanos().len());
         self.bump(index);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        state.sum_nanos.fetch_add(nanos, Relaxed);
         index
     }
 
     /// Keeps `value` as the exemplar of bucket `index`, for `trace_id`.
     #[inline]
     pub(crate) fn exemplar(&self, index: usize, trace_id: TraceId, value: f64, at: Stamp) {
-        if let Some(slot) = self.exemplars.get_or_alloc(index, self.buckets.len()) {
+        if let Some(slot) = self.0.exemplars.get_or_alloc(index, self.0.buckets.len()) {
             slot.record(trace_id, value, at);
         }
     }
@@ -180,19 +215,19 @@ impl Histogram {
         index: usize,
         clock: (std::time::SystemTime, quanta::Instant),
     ) -> Option<Exemplar> {
-        self.exemplars.get(index)?.read(clock)
+        self.0.exemplars.get(index)?.read(clock)
     }
 
     #[inline]
     fn bump(&self, index: usize) {
-        if let Some(bucket) = self.buckets.get(index) {
+        if let Some(bucket) = self.0.buckets.get(index) {
             bucket.fetch_add(1, Relaxed);
         }
     }
 
     /// The layout this histogram was created with.
     pub fn layout(&self) -> &Arc<Layout> {
-        &self.layout
+        &self.0.layout
     }
 
     /// Reads the cumulative bucket counts (one per bound, then `+Inf`) into
@@ -200,7 +235,7 @@ impl Histogram {
     pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
         cumulative.clear();
         let mut running = 0u64;
-        for bucket in self.buckets.iter() {
+        for bucket in self.0.buckets.iter() {
             running = running.wrapping_add(bucket.load(Relaxed));
             cumulative.push(running);
         }
@@ -209,7 +244,7 @@ impl Histogram {
 
     /// The sum of all observations.
     pub fn sum(&self) -> f64 {
-        f64::from_bits(self.sum_bits.load(Relaxed)) + self.sum_nanos.load(Relaxed) as f64 / 1e9
+        f64::from_bits(self.0.sum_bits.load(Relaxed)) + self.0.sum_nanos.load(Relaxed) as f64 / 1e9
     }
 }
 

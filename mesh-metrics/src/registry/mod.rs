@@ -8,6 +8,7 @@
 
 mod cells;
 mod layout;
+mod series;
 mod snapshot;
 
 #[cfg(test)]
@@ -16,12 +17,13 @@ mod guard_tests;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 pub use cells::{Counter, Gauge, Histogram, InFlight};
 pub use layout::{DEFAULT_BUCKETS, Layout};
+pub use series::{LabelValues, Series};
 pub use snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, ValueSnapshot};
 
 use crate::Error;
@@ -78,42 +80,6 @@ pub enum Cell {
     Histogram(Histogram),
 }
 
-/// One labelled series of a family.
-#[derive(Debug)]
-pub struct Series {
-    labels: Box<[Box<str>]>,
-    overflow: bool,
-    /// The registry tick of its last lookup, for families whose idle series expire.
-    last_used: AtomicU64,
-    cell: Cell,
-}
-
-/// The label names of every overflow series.
-const OVERFLOW_NAMES: &[&str] = &[guard::OVERFLOW_LABEL.0];
-
-impl Series {
-    /// The label values, in the order of [`label_names`](Self::label_names).
-    pub fn labels(&self) -> &[Box<str>] {
-        &self.labels
-    }
-
-    /// The label names of this series: the family's, or for the overflow
-    /// series its single `otel_metric_overflow` label.
-    pub fn label_names<'a>(&self, family_names: &'a [&'static str]) -> &'a [&'static str] {
-        if self.overflow { OVERFLOW_NAMES } else { family_names }
-    }
-
-    /// Whether this is the family's overflow series (see [`crate::guard`]).
-    pub fn is_overflow(&self) -> bool {
-        self.overflow
-    }
-
-    /// The value cell.
-    pub fn cell(&self) -> &Cell {
-        &self.cell
-    }
-}
-
 /// A metric family: its descriptor and its series in registration order.
 #[derive(Debug)]
 pub struct Family {
@@ -135,7 +101,8 @@ pub struct Family {
 #[derive(Debug, Default)]
 struct SeriesTable {
     hasher: RandomState,
-    index: HashMap<u64, Vec<Arc<Series>>, BuildHasherDefault<PassThrough>>,
+    /// Positions in `list`, by the hash of the label values: 4 bytes a series.
+    index: hashbrown::HashTable<u32>,
     list: Vec<Arc<Series>>,
     overflow: Option<Arc<Series>>,
 }
@@ -173,10 +140,10 @@ impl Family {
         let limit = self.limit.load(Ordering::Relaxed);
         {
             let table = read(&self.series);
-            let hash = table.hash(values);
+            let hash = table.hash(values.iter().copied());
             if let Some(found) = table.get(hash, values) {
-                self.touch(&found);
-                return Ok(found);
+                self.touch(found);
+                return Ok(found.clone());
             }
             if table.list.len() >= limit
                 && let Some(overflow) = &table.overflow
@@ -186,25 +153,21 @@ impl Family {
             }
         }
         let mut table = write(&self.series);
-        let hash = table.hash(values);
+        let hash = table.hash(values.iter().copied());
         if let Some(found) = table.get(hash, values) {
-            self.touch(&found);
-            return Ok(found);
+            self.touch(found);
+            return Ok(found.clone());
         }
         let layout = read(&self.layout).clone();
         if table.list.len() >= limit {
             self.fold(limit);
-            let overflow = table.overflow.get_or_insert_with(|| {
-                let labels = Box::new([Box::<str>::from(guard::OVERFLOW_LABEL.1)]);
-                Arc::new(Series { labels, overflow: true, last_used: AtomicU64::new(0), cell: make(&layout) })
-            });
+            let overflow = table
+                .overflow
+                .get_or_insert_with(|| Arc::new(Series::new(&[guard::OVERFLOW_LABEL.1], true, 0, make(&layout))));
             return Ok(overflow.clone());
         }
-        let labels: Box<[Box<str>]> = values.iter().map(|v| Box::<str>::from(*v)).collect();
-        let series =
-            Arc::new(Series { labels, overflow: false, last_used: AtomicU64::new(tick()), cell: make(&layout) });
-        table.index.entry(hash).or_default().push(series.clone());
-        table.list.push(series.clone());
+        let series = Arc::new(Series::new(values, false, tick(), make(&layout)));
+        table.insert(hash, series.clone());
         Ok(series)
     }
 
@@ -212,7 +175,7 @@ impl Family {
     /// caller records into when a lookup failed, so that it never panics.
     pub(crate) fn detached(&self, make: impl FnOnce(&Arc<Layout>) -> Cell) -> Arc<Series> {
         let layout = read(&self.layout).clone();
-        Arc::new(Series { labels: Box::new([]), overflow: false, last_used: AtomicU64::new(0), cell: make(&layout) })
+        Arc::new(Series::new::<&str>(&[], false, 0, make(&layout)))
     }
 
     /// A copy of the current series list (cheap: `Arc` clones), the overflow
@@ -259,7 +222,7 @@ impl Family {
     #[inline]
     fn touch(&self, series: &Series) {
         if self.expires.load(Ordering::Relaxed) {
-            series.last_used.store(tick(), Ordering::Relaxed);
+            series.touch(tick());
         }
     }
 
@@ -271,69 +234,62 @@ impl Family {
 
     /// Removes series idle since before tick `oldest` that nothing but the
     /// table holds (a held handle keeps its series, so no increment is lost).
-    fn expire(&self, oldest: u64) -> usize {
+    fn expire(&self, oldest: u32) -> usize {
         if !self.expires.load(Ordering::Relaxed) {
             return 0;
         }
-        let idle =
-            |series: &Arc<Series>| series.last_used.load(Ordering::Relaxed) < oldest && Arc::strong_count(series) <= 2;
+        // Held only by the table's list: nobody records into it.
+        let idle = |series: &Arc<Series>| series.last_used() < oldest && Arc::strong_count(series) == 1;
         let mut table = write(&self.series);
         if !table.list.iter().any(idle) {
             return 0;
         }
-        // Each admitted series is held twice by the table: the list and the index.
         let before = table.list.len();
-        table.list.retain(|series| !idle(series));
-        table.index.retain(|_, bucket| {
-            bucket.retain(|series| !idle(series));
-            !bucket.is_empty()
-        });
+        let kept: Vec<Arc<Series>> = table.list.drain(..).filter(|series| !idle(series)).collect();
+        table.index.clear();
+        for series in kept {
+            let hash = table.hash(series.labels());
+            table.insert(hash, series);
+        }
         before - table.list.len()
     }
 }
 
 impl SeriesTable {
-    fn hash<S: AsRef<str>>(&self, values: &[S]) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        for value in values {
-            hasher.write(value.as_ref().as_bytes());
-            // 0xFF never occurs in UTF-8: ("ab", "c") and ("a", "bc") differ.
-            hasher.write_u8(0xFF);
-        }
-        hasher.finish()
+    fn hash<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> u64 {
+        hash_with(&self.hasher, values)
     }
 
-    fn get(&self, hash: u64, values: &[&str]) -> Option<Arc<Series>> {
-        let bucket = self.index.get(&hash)?;
-        bucket.iter().find(|series| series.labels.iter().map(|l| &**l).eq(values.iter().copied())).cloned()
+    fn get(&self, hash: u64, values: &[&str]) -> Option<&Arc<Series>> {
+        let position = self.index.find(hash, |p| self.list.get(*p as usize).is_some_and(|s| s.has_labels(values)))?;
+        self.list.get(*position as usize)
+    }
+
+    fn insert(&mut self, hash: u64, series: Arc<Series>) {
+        let position = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        self.list.push(series);
+        let Self { hasher, index, list, .. } = self;
+        // A resize re-hashes every entry from its label values.
+        let rehash = |p: &u32| hash_with(hasher, list.get(*p as usize).map(|s| s.labels()).into_iter().flatten());
+        index.insert_unique(hash, position, rehash);
     }
 }
 
-/// The index is keyed by hashes already computed with a seeded hasher.
-#[derive(Debug, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
+fn hash_with<'a>(hasher: &RandomState, values: impl IntoIterator<Item = &'a str>) -> u64 {
+    let mut state = hasher.build_hasher();
+    for value in values {
+        state.write(value.as_bytes());
+        // 0xFF never occurs in UTF-8: ("ab", "c") and ("a", "bc") differ.
+        state.write_u8(0xFF);
     }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
+    state.finish()
 }
 
 /// The registry's coarse clock: advanced once per exporter upkeep, read by
 /// lookups in families whose idle series expire.
-static TICKS: AtomicU64 = AtomicU64::new(1);
+static TICKS: AtomicU32 = AtomicU32::new(1);
 
-fn tick() -> u64 {
+fn tick() -> u32 {
     TICKS.load(Ordering::Relaxed)
 }
 
@@ -344,7 +300,7 @@ pub struct Registry {
     layouts: RwLock<Layouts>,
     policy: RwLock<Arc<CardinalityPolicy>>,
     /// Ticks a series of an expiring family may stay idle (0: never expire).
-    idle_ticks: AtomicU64,
+    idle_ticks: AtomicU32,
 }
 
 #[derive(Debug)]
@@ -373,7 +329,7 @@ impl Registry {
             families: RwLock::new(Vec::new()),
             layouts: RwLock::new(Layouts { default: Arc::new(Layout::default_latency()), per_metric: HashMap::new() }),
             policy: RwLock::new(Arc::new(CardinalityPolicy::default())),
-            idle_ticks: AtomicU64::new(0),
+            idle_ticks: AtomicU32::new(0),
         }
     }
 
@@ -480,7 +436,7 @@ impl Registry {
     /// Series of expiring families (see [`Family::expire_idle_series`]) idle
     /// for this many [`upkeep`](Self::upkeep) ticks are removed; 0 never.
     pub fn set_idle_ticks(&self, ticks: u64) {
-        self.idle_ticks.store(ticks, Ordering::Relaxed);
+        self.idle_ticks.store(u32::try_from(ticks).unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
     /// Advances the registry's coarse clock and removes idle series; returns

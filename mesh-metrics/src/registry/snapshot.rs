@@ -60,7 +60,7 @@ impl Snapshot {
                         labels: series
                             .label_names(&descriptor.label_names)
                             .iter()
-                            .zip(series.labels().iter())
+                            .zip(series.labels())
                             .map(|(name, value)| ((*name).to_owned(), value.to_string()))
                             .collect(),
                         value: value_of(series.cell()),

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use super::{GlobalLabels, escape, labels, number};
-use crate::registry::{Cell, Family, MetricKind};
+use super::{GlobalLabels, braces, escape, number, series_labels};
+use crate::registry::{Cell, Family};
 
 /// Appends every family with at least one series.
 pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &GlobalLabels) {
     let mut cumulative = Vec::new();
     let mut le = String::new();
+    let mut labels = String::new();
     for family in families {
         let series = family.series_list();
         if series.is_empty() {
@@ -29,15 +30,13 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
         out.push_str(descriptor.kind.as_str());
         out.push('\n');
         for series in &series {
-            let names = series.label_names(names);
+            labels.clear();
+            series_labels(&mut labels, series.label_names(names), series.labels(), &global);
             match series.cell() {
-                Cell::Counter(counter) => scalar(out, name, "", names, series.labels(), &global, counter.get()),
-                Cell::Gauge(gauge) => scalar(out, name, "", names, series.labels(), &global, gauge.get()),
-                Cell::InFlight(in_flight) => {
-                    scalar(out, name, "", names, series.labels(), &global, in_flight.get() as f64);
-                }
+                Cell::Counter(counter) => sample(out, name, "", &labels, None, counter.get()),
+                Cell::Gauge(gauge) => sample(out, name, "", &labels, None, gauge.get()),
+                Cell::InFlight(in_flight) => sample(out, name, "", &labels, None, in_flight.get() as f64),
                 Cell::Histogram(histogram) => {
-                    debug_assert_eq!(descriptor.kind, MetricKind::Histogram);
                     let (count, sum) = histogram.read(&mut cumulative);
                     let bounds = histogram.layout().bounds();
                     for (i, bucket) in cumulative.iter().enumerate() {
@@ -48,23 +47,23 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
                         }
                         out.push_str(name);
                         out.push_str("_bucket");
-                        labels(out, names, series.labels(), &global, Some(("le", &le)));
+                        braces(out, &labels, Some(("le", &le)));
                         out.push(' ');
                         number::integer(out, *bucket);
                         out.push('\n');
                     }
-                    scalar(out, name, "_sum", names, series.labels(), &global, sum);
-                    scalar(out, name, "_count", names, series.labels(), &global, count as f64);
+                    sample(out, name, "_sum", &labels, None, sum);
+                    sample(out, name, "_count", &labels, None, count as f64);
                 }
             }
         }
     }
 }
 
-fn scalar(out: &mut String, name: &str, suffix: &str, names: &[&str], values: &[Box<str>], global: &str, value: f64) {
+fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, extra: Option<(&str, &str)>, value: f64) {
     out.push_str(name);
     out.push_str(suffix);
-    labels(out, names, values, global, None);
+    braces(out, labels, extra);
     out.push(' ');
     number::float(out, value);
     out.push('\n');

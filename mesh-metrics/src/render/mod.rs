@@ -46,39 +46,50 @@ fn pair(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-/// Writes `{a="x",b="y",global,extra}` for a series (nothing when there are no
-/// labels); `global` comes from [`GlobalLabels::for_family`].
-pub(crate) fn labels(out: &mut String, names: &[&str], values: &[Box<str>], global: &str, extra: Option<(&str, &str)>) {
-    let mut separator = '{';
+/// Writes a series' labels without braces: its own (`a="x",b="y"`), then
+/// `global` (from [`GlobalLabels::for_family`]). Rendered once per series and
+/// reused for every sample line of it.
+pub(crate) fn series_labels<'a>(out: &mut String, names: &[&str], values: impl Iterator<Item = &'a str>, global: &str) {
     for (name, value) in names.iter().zip(values) {
-        out.push(separator);
-        separator = ',';
+        if !out.is_empty() {
+            out.push(',');
+        }
         pair(out, name, value);
     }
     if !global.is_empty() {
-        out.push(separator);
-        separator = ',';
+        if !out.is_empty() {
+            out.push(',');
+        }
         out.push_str(global);
     }
+}
+
+/// Writes `{labels}`, `{labels,extra}`, `{extra}` or nothing.
+pub(crate) fn braces(out: &mut String, labels: &str, extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    out.push_str(labels);
     if let Some((name, value)) = extra {
-        out.push(separator);
-        separator = ',';
+        if !labels.is_empty() {
+            out.push(',');
+        }
         pair(out, name, value);
     }
-    if separator == ',' {
-        out.push('}');
-    }
+    out.push('}');
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{GlobalLabels, labels};
+    use super::{GlobalLabels, braces, series_labels};
 
     fn show(names: &[&str], values: &[&str], global: &[(&str, &str)], extra: Option<(&str, &str)>) -> String {
-        let values: Vec<Box<str>> = values.iter().map(|v| Box::<str>::from(*v)).collect();
         let global: Vec<(String, String)> = global.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let mut labels = String::new();
+        series_labels(&mut labels, names, values.iter().copied(), &GlobalLabels::new(&global).for_family(names));
         let mut out = String::from("m");
-        labels(&mut out, names, &values, &GlobalLabels::new(&global).for_family(names), extra);
+        braces(&mut out, &labels, extra);
         out
     }
 
@@ -88,6 +99,7 @@ mod tests {
         assert_eq!(show(&["a"], &["x\"y"], &[], None), "m{a=\"x\\\"y\"}");
         assert_eq!(show(&[], &[], &[("cluster", "c")], Some(("le", "1"))), "m{cluster=\"c\",le=\"1\"}");
         assert_eq!(show(&["a"], &["x"], &[("cluster", "c")], Some(("le", "1"))), "m{a=\"x\",cluster=\"c\",le=\"1\"}");
+        assert_eq!(show(&[], &[], &[], Some(("le", "+Inf"))), "m{le=\"+Inf\"}");
     }
 
     #[test]

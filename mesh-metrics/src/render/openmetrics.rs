@@ -13,12 +13,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{GlobalLabels, escape, labels, number};
+use super::{GlobalLabels, braces, escape, number, series_labels};
 use crate::exemplar::Exemplar;
-use crate::registry::{Cell, Family, Histogram, MetricKind, Series};
+use crate::registry::{Cell, Family, Histogram, MetricKind};
 
-/// The longest label set an exemplar may carry, in characters of names and values.
+/// The longest label set an exemplar may carry, in characters of names and
+/// values. Ours is `trace_id` and 32 hex digits, so it always fits: checked here
+/// at compile time rather than cut (or dropped) at run time.
 const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+const _: () = assert!("trace_id".len() + 32 <= MAX_EXEMPLAR_LABEL_CHARS);
 
 /// The sample names each family has taken, so that a later family claiming
 /// one of them (which would make the whole document invalid) is left out.
@@ -90,19 +93,20 @@ pub(crate) fn render(
         }
         let names = &*descriptor.label_names;
         let global = global.for_family(names);
-        let sample = SampleLabels { names, global: &global };
         for series in &series {
+            scratch.labels.clear();
+            series_labels(&mut scratch.labels, series.label_names(names), series.labels(), &global);
+            let labels = &scratch.labels;
             match series.cell() {
                 Cell::Counter(counter) => {
                     let exemplar = if kind == "counter" { counter.read_exemplar(clock) } else { None };
-                    sample.scalar(out, &descriptor.name, series, counter.get(), exemplar);
+                    scalar(out, &descriptor.name, labels, counter.get(), exemplar);
                 }
-                Cell::Gauge(gauge) => sample.scalar(out, &descriptor.name, series, gauge.get(), None),
-                Cell::InFlight(in_flight) => {
-                    sample.scalar(out, &descriptor.name, series, in_flight.get() as f64, None);
-                }
+                Cell::Gauge(gauge) => scalar(out, &descriptor.name, labels, gauge.get(), None),
+                Cell::InFlight(in_flight) => scalar(out, &descriptor.name, labels, in_flight.get() as f64, None),
                 Cell::Histogram(histogram) => {
-                    sample.histogram(out, &descriptor.name, series, histogram, clock, &mut scratch);
+                    let Scratch { cumulative, le, labels } = &mut scratch;
+                    write_histogram(out, &descriptor.name, labels, histogram, clock, cumulative, le);
                 }
             }
         }
@@ -130,94 +134,80 @@ pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 struct Scratch {
     cumulative: Vec<u64>,
     le: String,
+    labels: String,
 }
 
-struct SampleLabels<'a> {
-    names: &'a [&'static str],
-    global: &'a str,
+fn scalar(out: &mut String, name: &str, labels: &str, value: f64, exemplar: Option<Exemplar>) {
+    out.push_str(name);
+    braces(out, labels, None);
+    out.push(' ');
+    number::float(out, value);
+    if let Some(exemplar) = exemplar {
+        write_trace_exemplar(out, &exemplar);
+    }
+    out.push('\n');
 }
 
-impl SampleLabels<'_> {
-    fn scalar(&self, out: &mut String, name: &str, series: &Series, value: f64, exemplar: Option<Exemplar>) {
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    histogram: &Histogram,
+    clock: (SystemTime, quanta::Instant),
+    cumulative: &mut Vec<u64>,
+    le: &mut String,
+) {
+    let (count, sum) = histogram.read(cumulative);
+    let bounds = histogram.layout().bounds();
+    for (i, bucket) in cumulative.iter().enumerate() {
+        le.clear();
+        match bounds.get(i) {
+            Some(bound) => number::float(le, *bound),
+            None => le.push_str("+Inf"),
+        }
         out.push_str(name);
-        labels(out, series.label_names(self.names), series.labels(), self.global, None);
+        out.push_str("_bucket");
+        braces(out, labels, Some(("le", le)));
         out.push(' ');
-        number::float(out, value);
-        if let Some(exemplar) = exemplar {
-            write_exemplar(out, &[("trace_id", &exemplar.trace_id.to_string())], exemplar.value, exemplar.timestamp);
+        number::integer(out, *bucket);
+        if let Some(exemplar) = histogram.read_exemplar(i, clock) {
+            write_trace_exemplar(out, &exemplar);
         }
         out.push('\n');
     }
-
-    fn histogram(
-        &self,
-        out: &mut String,
-        name: &str,
-        series: &Series,
-        histogram: &Histogram,
-        clock: (SystemTime, quanta::Instant),
-        scratch: &mut Scratch,
-    ) {
-        let (count, sum) = histogram.read(&mut scratch.cumulative);
-        let bounds = histogram.layout().bounds();
-        for (i, bucket) in scratch.cumulative.iter().enumerate() {
-            scratch.le.clear();
-            match bounds.get(i) {
-                Some(bound) => number::float(&mut scratch.le, *bound),
-                None => scratch.le.push_str("+Inf"),
-            }
-            out.push_str(name);
-            out.push_str("_bucket");
-            labels(out, series.label_names(self.names), series.labels(), self.global, Some(("le", &scratch.le)));
-            out.push(' ');
-            number::integer(out, *bucket);
-            if let Some(exemplar) = histogram.read_exemplar(i, clock) {
-                write_exemplar(
-                    out,
-                    &[("trace_id", &exemplar.trace_id.to_string())],
-                    exemplar.value,
-                    exemplar.timestamp,
-                );
-            }
-            out.push('\n');
-        }
-        // OpenMetrics: `_sum` is a counter, so it may not be negative (nor may
-        // it appear at all when a bucket bound is negative); `_count` goes with it.
-        let negative_bounds = bounds.first().is_some_and(|b| *b < 0.0);
-        if negative_bounds || sum.is_nan() || sum < 0.0 {
-            return;
-        }
-        for (suffix, value) in [("_count", count as f64), ("_sum", sum)] {
-            out.push_str(name);
-            out.push_str(suffix);
-            labels(out, series.label_names(self.names), series.labels(), self.global, None);
-            out.push(' ');
-            number::float(out, value);
-            out.push('\n');
-        }
+    // OpenMetrics: `_sum` is a counter, so it may not be negative (nor may
+    // it appear at all when a bucket bound is negative); `_count` goes with it.
+    let negative_bounds = bounds.first().is_some_and(|b| *b < 0.0);
+    if negative_bounds || sum.is_nan() || sum < 0.0 {
+        return;
+    }
+    for (suffix, value) in [("_count", count as f64), ("_sum", sum)] {
+        out.push_str(name);
+        out.push_str(suffix);
+        braces(out, labels, None);
+        out.push(' ');
+        number::float(out, value);
+        out.push('\n');
     }
 }
 
-/// Appends ` # {labels} value timestamp`, or nothing when the label set is
-/// longer than OpenMetrics allows (an exemplar is dropped, never cut).
-pub(crate) fn write_exemplar(out: &mut String, pairs: &[(&str, &str)], value: f64, timestamp: Duration) {
-    let chars: usize = pairs.iter().map(|(name, value)| name.chars().count() + value.chars().count()).sum();
-    if chars > MAX_EXEMPLAR_LABEL_CHARS {
-        return;
-    }
-    out.push_str(" # ");
-    let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
-    let values: Vec<Box<str>> = pairs.iter().map(|(_, value)| Box::<str>::from(*value)).collect();
-    labels(out, &names, &values, "", None);
-    if pairs.is_empty() {
-        out.push_str("{}");
-    }
+/// ` # {trace_id="..."} value timestamp`, written straight into `out`
+/// (32 hex digits and the name: always within the 128-character limit).
+fn write_trace_exemplar(out: &mut String, exemplar: &Exemplar) {
+    use std::fmt::Write as _;
+    out.push_str(" # {trace_id=\"");
+    let _ = write!(out, "{}", exemplar.trace_id);
+    out.push_str("\"} ");
+    number::float(out, exemplar.value);
     out.push(' ');
-    number::float(out, value);
-    out.push(' ');
-    number::integer(out, timestamp.as_secs());
+    timestamp(out, exemplar.timestamp);
+}
+
+/// Seconds since the epoch with milliseconds: `1700000000.123`.
+fn timestamp(out: &mut String, at: Duration) {
+    number::integer(out, at.as_secs());
     out.push('.');
-    let millis = timestamp.subsec_millis();
+    let millis = at.subsec_millis();
     out.push(char::from(b'0' + (millis / 100) as u8));
     out.push(char::from(b'0' + (millis / 10 % 10) as u8));
     out.push(char::from(b'0' + (millis % 10) as u8));
@@ -228,22 +218,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_exemplar_with_too_long_a_label_set_is_dropped_whole() {
-        let at = Duration::from_millis(1_700_000_000_123);
+    fn an_exemplar_carries_its_trace_id_value_and_observation_time() {
+        let exemplar = Exemplar {
+            trace_id: crate::trace::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+            value: 0.25,
+            timestamp: Duration::from_millis(1_700_000_000_023),
+        };
         let mut out = String::new();
-        write_exemplar(&mut out, &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")], 0.25, at);
-        assert_eq!(out, " # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.25 1700000000.123");
-
-        // 8 + 120 = 128 characters, in multi-byte UTF-8: still allowed.
-        let at_limit = "é".repeat(120);
-        let mut out = String::new();
-        write_exemplar(&mut out, &[("trace_id", &at_limit)], 1.0, at);
-        assert!(out.contains(&at_limit));
-
-        let over = "é".repeat(121);
-        let mut out = String::new();
-        write_exemplar(&mut out, &[("trace_id", &over)], 1.0, at);
-        assert_eq!(out, "");
+        write_trace_exemplar(&mut out, &exemplar);
+        assert_eq!(out, " # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.25 1700000000.023");
     }
 
     #[test]

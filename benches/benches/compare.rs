@@ -1,0 +1,498 @@
+//! mesh-metrics against its peers, side by side in one run (BENCHMARKS.md):
+//!
+//! * recording one call (a request counter with a status, a latency histogram,
+//!   an in-flight gauge): the bare fn, the floor (two clock reads and five
+//!   relaxed atomics), `#[instrumented]` sync and async with and without a
+//!   trace ID, `metrics` handles held and `metrics` macros per call (on
+//!   `metrics-exporter-prometheus`), `autometrics` 3.0 `#[autometrics]` (its
+//!   `metrics-0_24` backend, same exporter), and `prometheus-client` 0.26
+//!   families with held handles and with `get_or_create` per call;
+//! * the same with 2 threads on one series;
+//! * a business-metric increment on bounded and unbounded labels;
+//! * rendering 1k/10k/100k counter series and 10k histogram series;
+//! * resident memory per counter series, after registration and after a render.
+//!
+//! `cargo bench -p mesh-metrics-benches --bench compare`
+
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use mesh_metrics::registry::{Cell, Descriptor, Histogram as MeshHistogram, Layout, MetricKind, Registry};
+use mesh_metrics::trace::{self, TraceId};
+use mesh_metrics::{Counter, LabelSet, LabelValue, Metrics, instrumented};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter as PcCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge as PcGauge;
+use prometheus_client::metrics::histogram::Histogram as PcHistogram;
+
+// ---------------------------------------------------------------- the work
+
+#[inline(never)]
+fn bare(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[instrumented(agent = "bench", method = "sync")]
+#[inline(never)]
+fn instrumented_sync(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[instrumented(agent = "bench", method = "sync_traced")]
+#[inline(never)]
+fn instrumented_sync_traced(#[trace_id] trace_id: TraceId, x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[instrumented(agent = "bench", method = "async")]
+async fn instrumented_async(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+#[autometrics::autometrics]
+#[inline(never)]
+fn autometrics_sync(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31)
+}
+
+static FLOOR: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+#[inline(never)]
+fn floor(x: u64) -> u64 {
+    let start = quanta::Instant::now();
+    FLOOR[0].fetch_add(1, Relaxed);
+    let result = black_box(x).wrapping_mul(31);
+    let nanos = quanta::Instant::now().saturating_duration_since(start).as_nanos() as u64;
+    FLOOR[1].fetch_add(nanos, Relaxed);
+    FLOOR[2].fetch_add(1, Relaxed);
+    FLOOR[3].fetch_add(1, Relaxed);
+    FLOOR[4].fetch_sub(1, Relaxed);
+    result
+}
+
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("the benchmarked future never waits"),
+    }
+}
+
+const TRACE: TraceId = match TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736) {
+    Some(id) => id,
+    None => unreachable!(),
+};
+
+const BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The exporter every facade-based peer records into.
+static PROMETHEUS: LazyLock<metrics_exporter_prometheus::PrometheusRecorder> = LazyLock::new(|| {
+    metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BOUNDS).expect("buckets").build_recorder()
+});
+
+// ------------------------------------------------------- prometheus-client
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    agent: String,
+    method: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    agent: String,
+    method: String,
+}
+
+struct PcMetrics {
+    requests: Family<CallLabels, PcCounter>,
+    duration: Family<SiteLabels, PcHistogram>,
+    in_flight: Family<SiteLabels, PcGauge>,
+}
+
+static PC: LazyLock<PcMetrics> = LazyLock::new(|| PcMetrics {
+    requests: Family::default(),
+    duration: Family::new_with_constructor(|| PcHistogram::new(BOUNDS)),
+    in_flight: Family::default(),
+});
+
+fn site() -> SiteLabels {
+    SiteLabels { agent: "bench".into(), method: "pc".into() }
+}
+
+fn call_labels() -> CallLabels {
+    CallLabels { agent: "bench".into(), method: "pc".into(), status: "success".into() }
+}
+
+// --------------------------------------------------------- one call, 1 and 2 threads
+
+/// One way of recording a call.
+type Call = Box<dyn Fn(u64) -> u64 + Send + Sync>;
+
+/// Every way of recording one call, by name.
+fn calls() -> Vec<(&'static str, Call)> {
+    let pc_requests = PC.requests.get_or_create(&call_labels()).clone();
+    let pc_duration = PC.duration.get_or_create(&site()).clone();
+    let pc_in_flight = PC.in_flight.get_or_create(&site()).clone();
+    let (m_requests, m_duration, m_in_flight) = metrics::with_local_recorder(&*PROMETHEUS, || {
+        let labels = [("agent", "bench"), ("method", "held")];
+        let status = [("agent", "bench"), ("method", "held"), ("status", "success")];
+        (
+            metrics::counter!("requests_total", &status),
+            metrics::histogram!("duration_seconds", &labels),
+            metrics::gauge!("in_flight", &labels),
+        )
+    });
+    vec![
+        ("bare_fn", Box::new(bare)),
+        ("floor_2_clock_reads_5_atomics", Box::new(floor)),
+        ("mesh_instrumented_sync", Box::new(instrumented_sync)),
+        ("mesh_instrumented_async", Box::new(|x| poll_once(instrumented_async(x)))),
+        ("mesh_instrumented_sync_with_trace_id", Box::new(|x| instrumented_sync_traced(TRACE, x))),
+        ("mesh_instrumented_async_in_trace_scope", Box::new(|x| poll_once(trace::scope(TRACE, instrumented_async(x))))),
+        (
+            "metrics_held_handles",
+            Box::new(move |x| {
+                let start = quanta::Instant::now();
+                m_in_flight.increment(1.0);
+                let result = bare(x);
+                m_duration.record(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
+                m_requests.increment(1);
+                m_in_flight.decrement(1.0);
+                result
+            }),
+        ),
+        (
+            "metrics_macros_per_call",
+            Box::new(|x| {
+                metrics::with_local_recorder(&*PROMETHEUS, || {
+                    let start = quanta::Instant::now();
+                    metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").increment(1.0);
+                    let result = bare(x);
+                    metrics::histogram!("duration_seconds", "agent" => "bench", "method" => "macro")
+                        .record(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
+                    metrics::counter!("requests_total", "agent" => "bench", "method" => "macro", "status" => "success")
+                        .increment(1);
+                    metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").decrement(1.0);
+                    result
+                })
+            }),
+        ),
+        ("autometrics_3", Box::new(|x| metrics::with_local_recorder(&*PROMETHEUS, || autometrics_sync(x)))),
+        (
+            "prometheus_client_held_handles",
+            Box::new(move |x| {
+                let start = quanta::Instant::now();
+                pc_in_flight.inc();
+                let result = bare(x);
+                pc_duration.observe(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
+                pc_requests.inc();
+                pc_in_flight.dec();
+                result
+            }),
+        ),
+        (
+            "prometheus_client_get_or_create_per_call",
+            Box::new(|x| {
+                let start = quanta::Instant::now();
+                PC.in_flight.get_or_create(&site()).inc();
+                let result = bare(x);
+                PC.duration
+                    .get_or_create(&site())
+                    .observe(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
+                PC.requests.get_or_create(&call_labels()).inc();
+                PC.in_flight.get_or_create(&site()).dec();
+                result
+            }),
+        ),
+    ]
+}
+
+fn record(c: &mut Criterion) {
+    let calls = calls();
+    let mut group = c.benchmark_group("record_one_call");
+    for (name, call) in &calls {
+        group.bench_function(*name, |b| b.iter(|| call(black_box(7))));
+    }
+    group.finish();
+
+    // Two threads on one series: each thread makes `iters` calls; the time
+    // per call is the wall time over `iters`.
+    let mut group = c.benchmark_group("record_one_call_2_threads");
+    for (name, call) in &calls {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(2);
+                std::thread::scope(|scope| {
+                    let threads: Vec<_> = (0..2)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                start.wait();
+                                let began = Instant::now();
+                                for _ in 0..iters {
+                                    black_box(call(black_box(7)));
+                                }
+                                began.elapsed()
+                            })
+                        })
+                        .collect();
+                    threads.into_iter().map(|t| t.join().expect("thread")).max().unwrap_or_default()
+                })
+            })
+        });
+    }
+    group.finish();
+    metrics::with_local_recorder(&*PROMETHEUS, || PROMETHEUS.handle().run_upkeep());
+}
+
+// ------------------------------------------------------------ business metrics
+
+#[derive(Clone, Copy, LabelValue)]
+#[allow(dead_code)] // the label's values; the bench records one
+enum Currency {
+    Usd,
+    Eur,
+}
+
+#[derive(LabelSet)]
+struct Bounded {
+    agent: &'static str,
+    currency: Currency,
+}
+
+#[derive(LabelSet)]
+struct Unbounded {
+    #[label(unbounded)]
+    customer: String,
+}
+
+#[derive(Metrics)]
+#[metrics(prefix = "compare")]
+struct BusinessMetrics {
+    /// Revenue by bounded labels.
+    bounded_total: Counter<Bounded>,
+    /// Orders per customer.
+    unbounded_total: Counter<Unbounded>,
+}
+
+fn business(c: &mut Criterion) {
+    let metrics = BusinessMetrics::register().expect("register");
+    let mut group = c.benchmark_group("business_increment");
+    let bounded = Bounded { agent: "analytics", currency: Currency::Eur };
+    group.bench_function("mesh_with_bounded_labels", |b| {
+        b.iter(|| metrics.bounded_total.with(black_box(&bounded)).inc())
+    });
+    let unbounded = Unbounded { customer: "customer-42".into() };
+    group.bench_function("mesh_with_unbounded_label", |b| {
+        b.iter(|| metrics.unbounded_total.with(black_box(&unbounded)).inc())
+    });
+    metrics::with_local_recorder(&*PROMETHEUS, || {
+        let held = metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur");
+        group.bench_function("metrics_held_handle", |b| b.iter(|| held.increment(black_box(1))));
+        group.bench_function("metrics_counter_macro", |b| {
+            b.iter(|| {
+                metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur").increment(black_box(1))
+            })
+        });
+    });
+    let family: Family<SiteLabels, PcCounter> = Family::default();
+    let held = family.get_or_create(&SiteLabels { agent: "analytics".into(), method: "eur".into() }).clone();
+    group.bench_function("prometheus_client_held_handle", |b| b.iter(|| held.inc()));
+    group.finish();
+}
+
+// ------------------------------------------------------------------- rendering
+
+const SERIES_LABELS: &[&str] = &["agent", "method"];
+
+fn labels_of(i: usize) -> (String, String) {
+    (format!("agent-{}", i % 100), format!("method-{i}"))
+}
+
+fn mesh_counters(n: usize) -> Registry {
+    let registry = Registry::new();
+    registry.set_policy(
+        mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
+    );
+    let descriptor = Descriptor {
+        name: "render_requests_total".into(),
+        help: "Requests".into(),
+        kind: MetricKind::Counter,
+        label_names: SERIES_LABELS.into(),
+        unit: None,
+    };
+    let family = registry.family(&descriptor).expect("family");
+    for i in 0..n {
+        let (agent, method) = labels_of(i);
+        if let Cell::Counter(counter) =
+            family.series(&[&agent, &method], |_| Cell::Counter(Default::default())).expect("series").cell()
+        {
+            counter.increment(i as u64);
+        }
+    }
+    registry
+}
+
+fn mesh_histograms(n: usize) -> Registry {
+    let registry = Registry::new();
+    registry.set_policy(
+        mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
+    );
+    let descriptor = Descriptor {
+        name: "render_duration_seconds".into(),
+        help: "Latency".into(),
+        kind: MetricKind::Histogram,
+        label_names: SERIES_LABELS.into(),
+        unit: None,
+    };
+    let family = registry.family_with_layout(&descriptor, Some(Layout::new(&BOUNDS).expect("layout"))).expect("family");
+    for i in 0..n {
+        let (agent, method) = labels_of(i);
+        let make = |layout: &std::sync::Arc<Layout>| Cell::Histogram(MeshHistogram::new(layout.clone()));
+        if let Cell::Histogram(histogram) = family.series(&[&agent, &method], make).expect("series").cell() {
+            // With a trace ID: OpenMetrics renders an exemplar on the bucket.
+            histogram.observe_traced(0.001 * (i % 3000) as f64, TRACE);
+        }
+    }
+    registry
+}
+
+fn mep_counters(n: usize) -> metrics_exporter_prometheus::PrometheusHandle {
+    let recorder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BOUNDS).expect("buckets").build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..n {
+            let (agent, method) = labels_of(i);
+            metrics::counter!("render_requests_total", "agent" => agent, "method" => method).increment(i as u64);
+        }
+    });
+    handle
+}
+
+fn mep_histograms(n: usize) -> metrics_exporter_prometheus::PrometheusHandle {
+    let recorder =
+        metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BOUNDS).expect("buckets").build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..n {
+            let (agent, method) = labels_of(i);
+            metrics::histogram!("render_duration_seconds", "agent" => agent, "method" => method)
+                .record(0.001 * (i % 3000) as f64);
+        }
+    });
+    handle.run_upkeep();
+    handle
+}
+
+fn pc_counters(n: usize) -> prometheus_client::registry::Registry {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let family: Family<SiteLabels, PcCounter> = Family::default();
+    for i in 0..n {
+        let (agent, method) = labels_of(i);
+        family.get_or_create(&SiteLabels { agent, method }).inc_by(i as u64);
+    }
+    registry.register("render_requests", "Requests", family);
+    registry
+}
+
+fn pc_histograms(n: usize) -> prometheus_client::registry::Registry {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let family: Family<SiteLabels, PcHistogram> = Family::new_with_constructor(|| PcHistogram::new(BOUNDS));
+    for i in 0..n {
+        let (agent, method) = labels_of(i);
+        family.get_or_create(&SiteLabels { agent, method }).observe(0.001 * (i % 3000) as f64);
+    }
+    registry.register("render_duration_seconds", "Latency", family);
+    registry
+}
+
+fn pc_encode(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
+    out
+}
+
+fn render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("render");
+    group.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_millis(500));
+    for n in [1_000, 10_000, 100_000] {
+        let ours = mesh_counters(n);
+        group.bench_with_input(BenchmarkId::new("mesh_classic_counters", n), &ours, |b, r| {
+            b.iter(|| r.render_classic())
+        });
+        group.bench_with_input(BenchmarkId::new("mesh_openmetrics_counters", n), &ours, |b, r| {
+            b.iter(|| r.render_openmetrics())
+        });
+        drop(ours);
+        let pc = pc_counters(n);
+        group.bench_with_input(BenchmarkId::new("prometheus_client_counters", n), &pc, |b, r| b.iter(|| pc_encode(r)));
+        drop(pc);
+        let mep = mep_counters(n);
+        group.bench_with_input(BenchmarkId::new("metrics_exporter_prometheus_counters", n), &mep, |b, h| {
+            b.iter(|| h.render())
+        });
+    }
+    let n = 10_000;
+    let ours = mesh_histograms(n);
+    group.bench_with_input(BenchmarkId::new("mesh_classic_histograms", n), &ours, |b, r| b.iter(|| r.render_classic()));
+    group.bench_with_input(BenchmarkId::new("mesh_openmetrics_histograms", n), &ours, |b, r| {
+        b.iter(|| r.render_openmetrics())
+    });
+    drop(ours);
+    let pc = pc_histograms(n);
+    group.bench_with_input(BenchmarkId::new("prometheus_client_histograms", n), &pc, |b, r| b.iter(|| pc_encode(r)));
+    drop(pc);
+    let mep = mep_histograms(n);
+    group.bench_with_input(BenchmarkId::new("metrics_exporter_prometheus_histograms", n), &mep, |b, h| {
+        b.iter(|| h.render())
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------- memory
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// Not a timing: resident memory per counter series, printed once per run,
+/// first (before the timings leave freed pages behind).
+fn memory(_: &mut Criterion) {
+    const N: usize = 100_000;
+    let measure = |name: &str, build: &dyn Fn() -> Box<dyn Fn() -> usize>| {
+        let before = resident_bytes();
+        let render = build();
+        let registered = resident_bytes();
+        let rendered_len = render();
+        let rendered = resident_bytes();
+        println!(
+            "memory/{name}: {:.0} B per series after registration, {:.0} B after a render ({rendered_len} bytes rendered)",
+            registered.saturating_sub(before) as f64 / N as f64,
+            rendered.saturating_sub(before) as f64 / N as f64,
+        );
+        std::mem::forget(render);
+    };
+    measure("mesh_metrics", &|| {
+        let registry = mesh_counters(N);
+        Box::new(move || registry.render_classic().len())
+    });
+    measure("prometheus_client", &|| {
+        let registry = pc_counters(N);
+        Box::new(move || pc_encode(&registry).len())
+    });
+    measure("metrics_exporter_prometheus", &|| {
+        let handle = mep_counters(N);
+        Box::new(move || handle.render().len())
+    });
+}
+
+criterion_group!(benches, memory, record, business, render);
+criterion_main!(benches);
