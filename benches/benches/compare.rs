@@ -267,6 +267,11 @@ struct Bounded {
 }
 
 #[derive(LabelSet)]
+struct EnumsOnly {
+    currency: Currency,
+}
+
+#[derive(LabelSet)]
 struct Unbounded {
     #[label(unbounded)]
     customer: String,
@@ -277,6 +282,8 @@ struct Unbounded {
 struct BusinessMetrics {
     /// Revenue by bounded labels.
     bounded_total: Counter<Bounded>,
+    /// Revenue by enum labels only.
+    enums_total: Counter<EnumsOnly>,
     /// Orders per customer.
     unbounded_total: Counter<Unbounded>,
 }
@@ -284,10 +291,14 @@ struct BusinessMetrics {
 fn business(c: &mut Criterion) {
     let metrics = BusinessMetrics::register().expect("register");
     let mut group = c.benchmark_group("business_increment");
+    let enums = EnumsOnly { currency: Currency::Eur };
+    group.bench_function("mesh_with_enum_labels", |b| b.iter(|| metrics.enums_total.with(black_box(&enums)).inc()));
     let bounded = Bounded { agent: "analytics", currency: Currency::Eur };
-    group.bench_function("mesh_with_bounded_labels", |b| {
+    group.bench_function("mesh_with_static_str_and_enum_labels", |b| {
         b.iter(|| metrics.bounded_total.with(black_box(&bounded)).inc())
     });
+    let held = metrics.bounded_total.with(&bounded);
+    group.bench_function("mesh_held_handle", |b| b.iter(|| held.inc()));
     let unbounded = Unbounded { customer: "customer-42".into() };
     group.bench_function("mesh_with_unbounded_label", |b| {
         b.iter(|| metrics.unbounded_total.with(black_box(&unbounded)).inc())
@@ -456,6 +467,62 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
+// ------------------------------------------------------------------ the endpoint
+
+/// The guide's load test as a timing: 1,000 concurrent scrapes, each over its
+/// own connection, of an exporter holding 10,000 series.
+fn endpoint(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let exporter = runtime.block_on(async {
+        mesh_metrics::Exporter::builder()
+            .listen("127.0.0.1:0".parse().expect("address"))
+            .max_connections(1_100)
+            .unlimited_cardinality("load_series_total")
+            .install()
+            .expect("install")
+    });
+    let descriptor = Descriptor {
+        name: "load_series_total".into(),
+        help: "Ten thousand series".into(),
+        kind: MetricKind::Counter,
+        label_names: SERIES_LABELS.into(),
+        unit: None,
+    };
+    let family = mesh_metrics::registry::global().family(&descriptor).expect("family");
+    for i in 0..10_000 {
+        let (agent, method) = labels_of(i);
+        let _ = family.series(&[&agent, &method], |_| Cell::Counter(Default::default()));
+    }
+    let addr = exporter.local_addr();
+    let scrape = move || async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("request");
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await.expect("response");
+        assert!(body.starts_with(b"HTTP/1.1 200"), "a scrape failed");
+        body.len()
+    };
+    let mut group = c.benchmark_group("endpoint");
+    group.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_millis(500));
+    group.bench_function("1000_concurrent_scrapes_of_10000_series", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                runtime.block_on(async {
+                    let scrapes: Vec<_> = (0..1_000).map(|_| tokio::spawn(scrape())).collect();
+                    for scrape in scrapes {
+                        black_box(scrape.await.expect("join"));
+                    }
+                });
+            }
+            started.elapsed()
+        })
+    });
+    group.finish();
+    runtime.block_on(exporter.shutdown());
+}
+
 // ---------------------------------------------------------------------- memory
 
 fn resident_bytes() -> u64 {
@@ -494,5 +561,5 @@ fn memory(_: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, memory, record, business, render);
+criterion_group!(benches, memory, record, business, render, endpoint);
 criterion_main!(benches);

@@ -127,6 +127,8 @@ pub trait LabelSet {
     const INDEXED: Option<usize>;
     /// Whether a field is `#[label(unbounded)]`: its series may expire when idle.
     const UNBOUNDED: bool;
+    /// How many fields are `&'static str`s.
+    const STATIC_FIELDS: usize = 0;
 
     /// The position of this combination of enumerable fields among all
     /// `INDEXED` of them.

@@ -73,8 +73,8 @@ impl Table {
     /// Whether `statics` are the very strings (same address and length)
     /// this table is for: a pointer comparison, no hashing.
     #[inline]
-    fn is_for(&self, statics: &StaticValues) -> bool {
-        self.statics.iter().zip(statics).all(|(a, b)| a.as_ptr() == b.as_ptr() && a.len() == b.len())
+    fn is_for(&self, statics: &StaticValues, count: usize) -> bool {
+        self.statics.iter().zip(statics).take(count).all(|(a, b)| a.as_ptr() == b.as_ptr() && a.len() == b.len())
     }
 }
 
@@ -130,7 +130,7 @@ impl<L: LabelSet> Resolved<L> {
     fn table(&self, statics: &StaticValues, size: usize) -> Option<&Table> {
         for slot in &self.tables {
             let table = slot.get_or_init(|| Table::new(*statics, size));
-            if table.is_for(statics) {
+            if table.is_for(statics, L::STATIC_FIELDS) {
                 return Some(table);
             }
         }

@@ -232,6 +232,7 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
             const CARDINALITY: #option<usize> = #cardinality;
             const INDEXED: #option<usize> = #indexed;
             const UNBOUNDED: bool = #unbounded;
+            const STATIC_FIELDS: usize = #static_count;
 
             #[inline]
             #[allow(unused_mut)]
