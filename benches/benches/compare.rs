@@ -438,10 +438,10 @@ fn render(c: &mut Criterion) {
     for n in [1_000, 10_000, 100_000] {
         let ours = mesh_counters(n, true);
         group.bench_with_input(BenchmarkId::new("mesh_classic_counters", n), &ours, |b, r| {
-            b.iter(|| r.render_classic())
+            b.iter(|| mesh_metrics::render_classic(r))
         });
         group.bench_with_input(BenchmarkId::new("mesh_openmetrics_counters", n), &ours, |b, r| {
-            b.iter(|| r.render_openmetrics())
+            b.iter(|| mesh_metrics::render_openmetrics(r))
         });
         drop(ours);
         let pc = pc_counters(n);
@@ -454,9 +454,11 @@ fn render(c: &mut Criterion) {
     }
     let n = 10_000;
     let ours = mesh_histograms(n);
-    group.bench_with_input(BenchmarkId::new("mesh_classic_histograms", n), &ours, |b, r| b.iter(|| r.render_classic()));
+    group.bench_with_input(BenchmarkId::new("mesh_classic_histograms", n), &ours, |b, r| {
+        b.iter(|| mesh_metrics::render_classic(r))
+    });
     group.bench_with_input(BenchmarkId::new("mesh_openmetrics_histograms", n), &ours, |b, r| {
-        b.iter(|| r.render_openmetrics())
+        b.iter(|| mesh_metrics::render_openmetrics(r))
     });
     drop(ours);
     let pc = pc_histograms(n);
@@ -551,7 +553,7 @@ fn memory(_: &mut Criterion) {
     };
     measure("mesh_metrics", &|| {
         let registry = mesh_counters(N, false);
-        Box::new(move || registry.render_classic().len())
+        Box::new(move || mesh_metrics::render_classic(&registry).len())
     });
     measure("prometheus_client", &|| {
         let registry = pc_counters(N);

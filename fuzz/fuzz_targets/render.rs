@@ -48,12 +48,12 @@ fuzz_target!(|data: &[u8]| {
     let buckets = mesh_metrics::registry::DEFAULT_BUCKETS.len() + 1;
 
     // Classic: HELP and TYPE per family with series, then one line per sample.
-    let classic = registry.render_classic();
+    let classic = mesh_metrics::render_classic(&registry);
     let families = [g, c, h].iter().filter(|n| **n > 0).count();
     assert_eq!(classic.lines().count(), 2 * families + g + c + h * (buckets + 2), "{classic}");
 
     // OpenMetrics: the same, `_count`/`_sum` only where the sum is not negative, then # EOF.
-    let openmetrics = registry.render_openmetrics();
+    let openmetrics = mesh_metrics::render_openmetrics(&registry);
     assert!(openmetrics.ends_with("# EOF\n"));
     let sums = openmetrics.lines().filter(|l| l.starts_with("fuzz_seconds_sum")).count();
     assert_eq!(openmetrics.lines().count(), 2 * families + g + c + h * buckets + 2 * sums + 1, "{openmetrics}");

@@ -380,8 +380,7 @@ impl Renderer {
     pub(crate) fn classic(&self) -> String {
         guard::publish(self.registry, &self.guard);
         let families = self.registry.families();
-        let mut out = String::with_capacity(16 * 1024);
-        render::classic(&mut out, &families, &self.global);
+        let mut out = render::classic_document(&families, &self.global);
         let ours: HashSet<&str> = families.iter().map(|f| &*f.descriptor().name).collect();
         self.append_facade(&mut out, &ours);
         out
@@ -390,16 +389,11 @@ impl Renderer {
     /// The OpenMetrics 1.0.0 exposition, with exemplars.
     pub(crate) fn openmetrics(&self) -> String {
         guard::publish(self.registry, &self.guard);
-        let families = self.registry.families();
-        let mut out = String::with_capacity(16 * 1024);
-        let mut claimed = render::Claimed::default();
-        let clock = crate::exemplar::scrape_clock();
-        let mut skipped = render::openmetrics(&mut out, &families, &self.global, &mut claimed, clock);
-        skipped.extend(render::classic_as_openmetrics(&mut out, &self.facade.render(), &mut claimed));
+        let facade = self.facade.render();
+        let (out, skipped) = render::openmetrics_document(&self.registry.families(), &self.global, Some(&facade));
         for name in skipped {
             self.report_clash(&name);
         }
-        out.push_str("# EOF\n");
         out
     }
 

@@ -102,6 +102,7 @@ pub use instrument::Status;
 pub use labels::{LabelSet, LabelValue};
 pub use metric::{Counter, Gauge, Histogram};
 pub use registry::Snapshot;
+pub use render::{render_classic, render_openmetrics};
 
 /// Records request count, latency and in-flight calls of a fn, a method, or
 /// every `pub fn` of an `impl` block (every fn of a trait impl).

@@ -451,31 +451,6 @@ impl Registry {
         self.families().iter().map(|family| family.expire(oldest)).sum()
     }
 
-    /// The classic text exposition (`text/plain; version=0.0.4`) of this
-    /// registry alone: for serving it from your own HTTP server, or tests.
-    /// (The exporter's `/metrics` adds global labels and the `metrics` facade.)
-    pub fn render_classic(&self) -> String {
-        let mut out = String::new();
-        crate::render::classic(&mut out, &self.families(), &crate::render::GlobalLabels::default());
-        out
-    }
-
-    /// The OpenMetrics 1.0.0 exposition of this registry alone, with exemplars.
-    pub fn render_openmetrics(&self) -> String {
-        let mut out = String::new();
-        let mut claimed = crate::render::Claimed::default();
-        let clock = crate::exemplar::scrape_clock();
-        crate::render::openmetrics(
-            &mut out,
-            &self.families(),
-            &crate::render::GlobalLabels::default(),
-            &mut claimed,
-            clock,
-        );
-        out.push_str("# EOF\n");
-        out
-    }
-
     /// A point-in-time copy of every value, for tests, dashboards in the
     /// terminal and anything else that wants numbers rather than text.
     pub fn snapshot(&self) -> Snapshot {

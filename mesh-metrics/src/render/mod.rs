@@ -9,9 +9,47 @@ mod from_classic;
 pub(crate) mod number;
 mod openmetrics;
 
-pub(crate) use classic::render as classic;
-pub(crate) use from_classic::append as classic_as_openmetrics;
-pub(crate) use openmetrics::{Claimed, render as openmetrics};
+use std::sync::Arc;
+
+use crate::registry::{Family, Registry};
+
+/// A whole classic document of `families`.
+pub(crate) fn classic_document(families: &[Arc<Family>], global: &GlobalLabels) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    classic::render(&mut out, families, global);
+    out
+}
+
+/// A whole OpenMetrics document: `families`, then `facade` (a classic
+/// exposition, re-expressed), then `# EOF`. Returns it with the names of the
+/// families left out because their sample names clashed.
+pub(crate) fn openmetrics_document(
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    facade: Option<&str>,
+) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(16 * 1024);
+    let mut claimed = openmetrics::Claimed::default();
+    let clock = crate::exemplar::scrape_clock();
+    let mut skipped = openmetrics::render(&mut out, families, global, &mut claimed, clock);
+    if let Some(facade) = facade {
+        skipped.extend(from_classic::append(&mut out, facade, &mut claimed));
+    }
+    out.push_str("# EOF\n");
+    (out, skipped)
+}
+
+/// The classic text exposition (`text/plain; version=0.0.4`) of one registry
+/// alone: to serve it from your own HTTP server, or to test against. (The
+/// exporter's `/metrics` adds its global labels and the `metrics` facade.)
+pub fn render_classic(registry: &Registry) -> String {
+    classic_document(&registry.families(), &GlobalLabels::default())
+}
+
+/// The OpenMetrics 1.0.0 exposition of one registry alone, with exemplars.
+pub fn render_openmetrics(registry: &Registry) -> String {
+    openmetrics_document(&registry.families(), &GlobalLabels::default(), None).0
+}
 
 /// Labels added to every series (the builder's `global_label`).
 #[derive(Debug, Clone, Default)]
