@@ -69,6 +69,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(self.limits.max_connections));
         let mut upkeep = tokio::time::interval(self.upkeep_interval);
         upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut upkeeping: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -92,9 +93,13 @@ impl Server {
                     }
                 },
                 _ = upkeep.tick() => {
-                    let renderer = self.renderer.clone();
-                    // Upkeep renders the facade when series expire: keep it off this thread.
-                    let _ = tokio::task::spawn_blocking(move || renderer.run_upkeep()).await;
+                    // Upkeep renders the facade when series expire: off this thread, and
+                    // without pausing accepts. A tick that finds the last upkeep still
+                    // running skips, so upkeeps never pile up.
+                    if upkeeping.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+                        let renderer = self.renderer.clone();
+                        upkeeping = Some(tokio::task::spawn_blocking(move || renderer.run_upkeep()));
+                    }
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = stopped(&mut self.stop) => break,

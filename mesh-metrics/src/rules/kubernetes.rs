@@ -98,16 +98,40 @@ fn agent_relabelings() -> Vec<Relabeling> {
     ]
 }
 
-/// The registry's and the agents' `ServiceMonitor`s, in `namespace`.
-pub fn service_monitors(namespace: &str) -> Vec<Monitor> {
-    let endpoint = |port: &str, relabelings, metric_relabelings| Endpoint {
+fn endpoint(port: &str, relabelings: Vec<Relabeling>, metric_relabelings: Vec<Relabeling>) -> Endpoint {
+    Endpoint {
         port: port.to_owned(),
         interval: "30s".to_owned(),
         path: "/metrics".to_owned(),
         honor_timestamps: true,
         relabelings,
         metric_relabelings,
-    };
+    }
+}
+
+/// Agents, found by their pods' labels.
+fn agents(kind: &'static str, namespace: &str, endpoints: Vec<Endpoint>) -> Monitor {
+    let (endpoints, pod_metrics_endpoints) =
+        if kind == "ServiceMonitor" { (Some(endpoints), None) } else { (None, Some(endpoints)) };
+    Monitor {
+        api_version: "monitoring.coreos.com/v1",
+        kind,
+        metadata: Metadata::new("mcp-mesh-agents", namespace, &[("app", "mcp-mesh"), ("component", "agent")]),
+        spec: MonitorSpec {
+            selector: Selector {
+                match_labels: labels(&[
+                    ("app.kubernetes.io/part-of", "mcp-mesh"),
+                    ("app.kubernetes.io/component", "agent"),
+                ]),
+            },
+            endpoints,
+            pod_metrics_endpoints,
+        },
+    }
+}
+
+/// The registry's and the agents' `ServiceMonitor`s, in `namespace`.
+pub fn service_monitors(namespace: &str) -> Vec<Monitor> {
     let registry = Monitor {
         api_version: "monitoring.coreos.com/v1",
         kind: "ServiceMonitor",
@@ -128,46 +152,11 @@ pub fn service_monitors(namespace: &str) -> Vec<Monitor> {
             pod_metrics_endpoints: None,
         },
     };
-    let agents = Monitor {
-        api_version: "monitoring.coreos.com/v1",
-        kind: "ServiceMonitor",
-        metadata: Metadata::new("mcp-mesh-agents", namespace, &[("app", "mcp-mesh"), ("component", "agent")]),
-        spec: MonitorSpec {
-            selector: Selector {
-                match_labels: labels(&[
-                    ("app.kubernetes.io/part-of", "mcp-mesh"),
-                    ("app.kubernetes.io/component", "agent"),
-                ]),
-            },
-            endpoints: Some(vec![endpoint("metrics", agent_relabelings(), Vec::new())]),
-            pod_metrics_endpoints: None,
-        },
-    };
+    let agents = agents("ServiceMonitor", namespace, vec![endpoint("metrics", agent_relabelings(), Vec::new())]);
     vec![registry, agents]
 }
 
 /// A `PodMonitor` for agents, in `namespace`.
 pub fn pod_monitor(namespace: &str) -> Monitor {
-    Monitor {
-        api_version: "monitoring.coreos.com/v1",
-        kind: "PodMonitor",
-        metadata: Metadata::new("mcp-mesh-agents", namespace, &[("app", "mcp-mesh"), ("component", "agent")]),
-        spec: MonitorSpec {
-            selector: Selector {
-                match_labels: labels(&[
-                    ("app.kubernetes.io/part-of", "mcp-mesh"),
-                    ("app.kubernetes.io/component", "agent"),
-                ]),
-            },
-            endpoints: None,
-            pod_metrics_endpoints: Some(vec![Endpoint {
-                port: "metrics".to_owned(),
-                interval: "30s".to_owned(),
-                path: "/metrics".to_owned(),
-                honor_timestamps: true,
-                relabelings: agent_relabelings(),
-                metric_relabelings: Vec::new(),
-            }]),
-        },
-    }
+    agents("PodMonitor", namespace, vec![endpoint("metrics", agent_relabelings(), Vec::new())])
 }
