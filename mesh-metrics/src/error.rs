@@ -46,10 +46,11 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// Buckets were configured for a histogram that already recorded with others.
+    /// Buckets were changed a second time for a histogram that was re-laid
+    /// once already (see [`Registry::set_layouts`](crate::registry::Registry::set_layouts)).
     #[error(
-        "the histogram {metric} already holds observations in other buckets; install the exporter \
-         before the first instrumented call, or leave its buckets as they are"
+        "the buckets of the histogram {metric} were changed once already after it was used; \
+         configure its buckets once, when the exporter is installed"
     )]
     LayoutAfterUse {
         /// The histogram.

@@ -201,8 +201,9 @@ impl ExporterBuilder {
     /// Installs the exporter: the `metrics` recorder, every instrumented call
     /// site's series at zero, and the `/metrics` server.
     ///
-    /// Inside a tokio runtime the server is a task of that runtime; outside one
-    /// it runs on a small runtime of its own thread. Errors (a port in use, a
+    /// The server runs on a small runtime of its own thread, inside a tokio
+    /// runtime or outside one, so it never depends on the caller's runtime
+    /// having IO and time enabled. Errors (a port in use, a
     /// second install, bad buckets or labels) come back as [`Error`] values.
     pub fn install(mut self) -> Result<ExporterHandle, Error> {
         let (default_layout, per_metric) = self.layouts()?;
@@ -228,7 +229,16 @@ impl ExporterBuilder {
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: self.listen, source })?;
 
         let registry = registry::global();
-        registry.set_layouts(default_layout.clone(), per_metric.clone())?;
+        let moved = registry.set_layouts(default_layout.clone(), per_metric.clone())?;
+        if moved > 0 {
+            tracing::warn!(
+                observations = moved,
+                "mesh-metrics: histograms were used before install() with other buckets; their earlier \
+                 observations now count in the first configured bucket at or above their old bucket \
+                 (_count and _sum are exact). Install the exporter before the first instrumented call \
+                 to keep every observation in its own bucket"
+            );
+        }
         registry.set_policy(self.policy.clone());
         let idle_ticks = self
             .idle_timeout
@@ -243,6 +253,7 @@ impl ExporterBuilder {
         for site in crate::__private::CALL_SITES {
             site.register();
         }
+        warn_shared_call_sites(&crate::__private::CALL_SITES);
         if let Some([name, version, capabilities]) = &self.agent_info {
             set_agent_info(registry, name, version, capabilities)?;
         }
@@ -270,19 +281,15 @@ impl ExporterBuilder {
             }
             let _ = done_tx.send(());
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(run);
-            }
-            Err(_) => {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
-                std::thread::Builder::new()
-                    .name("mesh-metrics-exporter".into())
-                    .spawn(move || runtime.block_on(run))
-                    .map_err(Error::Runtime)?;
-            }
-        }
+        // The server always runs on a runtime of its own, on its own thread:
+        // whatever runtime (if any) the caller is in, with whatever drivers
+        // it enabled, the server has the IO and time drivers it needs, and a
+        // failure to start is an error here rather than a panic later.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
+        std::thread::Builder::new()
+            .name("mesh-metrics-exporter".into())
+            .spawn(move || runtime.block_on(run))
+            .map_err(Error::Runtime)?;
         Ok(ExporterHandle { local_addr, renderer, stop: Some(stop), done: Some(done) })
     }
 
@@ -313,7 +320,42 @@ impl ExporterBuilder {
         for (metric, bounds) in &self.buckets_for {
             per_metric.insert(metric.clone(), checked(metric, bounds)?);
         }
+        let durations = per_metric.get(names::REQUEST_DURATION_SECONDS).unwrap_or(&default);
+        if let Some(negative) = durations.bounds().iter().find(|bound| **bound < 0.0) {
+            return Err(Error::Buckets {
+                metric: names::REQUEST_DURATION_SECONDS.to_owned(),
+                reason: format!(
+                    "bucket bound {negative} is negative and a duration never is; give bounds of 0 or more, \
+                     or set the request durations' own with .buckets_for(\"{}\", ..)",
+                    names::REQUEST_DURATION_SECONDS
+                ),
+            });
+        }
         Ok((default, per_metric))
+    }
+}
+
+/// Two call sites with the same (agent, method) write the same series: their
+/// calls add up under one name, which is rarely what was meant (two fns of
+/// the same name in two impl blocks of one agent). Logged once at install,
+/// naming both places.
+fn warn_shared_call_sites(sites: &[&'static crate::__private::CallSite]) {
+    let mut seen: HashMap<(&str, &str), &str> = HashMap::new();
+    for site in sites {
+        match seen.get(&(site.agent(), site.method())) {
+            Some(first) if *first != site.location() => tracing::warn!(
+                agent = site.agent(),
+                method = site.method(),
+                first = *first,
+                second = site.location(),
+                "mesh-metrics: two instrumented fns record as the same (agent, method), so their calls \
+                 add up in one series; give one of them its own name with #[instrumented(method = \"...\")]"
+            ),
+            Some(_) => {}
+            None => {
+                seen.insert((site.agent(), site.method()), site.location());
+            }
+        }
     }
 }
 
@@ -443,7 +485,9 @@ impl Renderer {
     }
 }
 
-/// Keeps the exporter running; dropping it stops the server.
+/// Keeps the exporter running; dropping it stops the server, so keep it for
+/// as long as `/metrics` should answer (`let _exporter = ...install()?;`).
+#[must_use = "dropping the handle stops the /metrics server at once; keep it in a variable such as `_exporter`"]
 #[derive(Debug)]
 pub struct ExporterHandle {
     local_addr: SocketAddr,

@@ -60,12 +60,14 @@ const CONNECTIONS: Descriptor = Descriptor {
     unit: None,
 };
 
-/// The fixed labels of one instrumented fn, and its series once resolved.
+/// The fixed labels of one instrumented fn, where it is, and its series once
+/// resolved.
 #[derive(Debug)]
 pub struct CallSite {
     agent: &'static str,
     method: &'static str,
     connection_type: &'static str,
+    location: &'static str,
     handles: OnceLock<Option<Handles>>,
 }
 
@@ -78,8 +80,19 @@ struct Handles {
 
 impl CallSite {
     /// A call site; `const` so it lives in a `static` of the instrumented fn.
-    pub const fn new(agent: &'static str, method: &'static str, connection_type: &'static str) -> Self {
-        Self { agent, method, connection_type, handles: OnceLock::new() }
+    /// `location` names the fn and its file and line, for messages.
+    pub const fn new(
+        agent: &'static str,
+        method: &'static str,
+        connection_type: &'static str,
+        location: &'static str,
+    ) -> Self {
+        Self { agent, method, connection_type, location, handles: OnceLock::new() }
+    }
+
+    /// The fn and its file and line.
+    pub fn location(&self) -> &'static str {
+        self.location
     }
 
     /// The agent label.
@@ -106,8 +119,10 @@ impl CallSite {
 
     fn resolve(&self) -> Option<Handles> {
         let registry = registry::global();
+        // These families are bounded at compile time (one series per call site
+        // and status), so the cardinality guard never folds them.
         let resolved = (|| {
-            let requests_family = registry.family(&REQUESTS)?;
+            let requests_family = registry.bounded_family(&REQUESTS)?;
             let counter = || Cell::Counter(Default::default());
             let requests = [
                 requests_family.series(&[self.agent, self.method, Status::Success.as_str()], |_| counter())?,
@@ -115,10 +130,10 @@ impl CallSite {
                 requests_family.series(&[self.agent, self.method, Status::Cancelled.as_str()], |_| counter())?,
             ];
             let duration = registry
-                .family(&DURATION)?
+                .bounded_family(&DURATION)?
                 .series(&[self.agent, self.method], |layout| Cell::Histogram(Histogram::new(layout.clone())))?;
             let in_flight = registry
-                .family(&CONNECTIONS)?
+                .bounded_family(&CONNECTIONS)?
                 .series(&[self.agent, self.connection_type], |_| Cell::InFlight(Default::default()))?;
             Ok::<_, crate::Error>(Handles { requests, duration, in_flight })
         })();
@@ -132,10 +147,10 @@ impl CallSite {
 impl Handles {
     /// Kept out of line: a traced call pays for it, an untraced one does not.
     #[inline(never)]
-    fn exemplars(&self, status: Status, bucket: usize, trace_id: TraceId, nanos: u64, now: quanta::Instant) {
+    fn traced_exit(&self, status: Status, trace_id: TraceId, nanos: u64, now: quanta::Instant) {
         let at = Stamp::of(now);
         if let Cell::Histogram(histogram) = self.duration.cell() {
-            histogram.exemplar(bucket, trace_id, nanos as f64 / 1e9, at);
+            histogram.observe_nanos_traced(nanos, Some((trace_id, at)));
         }
         if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
             counter.exemplar(trace_id, 1.0, at);
@@ -155,10 +170,12 @@ impl Handles {
     fn exit(&self, status: Status, started: quanta::Instant, trace_id: Option<TraceId>) {
         let now = quanta::Instant::now();
         let nanos = u64::try_from(now.saturating_duration_since(started).as_nanos()).unwrap_or(u64::MAX);
-        if let Cell::Histogram(histogram) = self.duration.cell() {
-            let bucket = histogram.observe_nanos_at(nanos);
-            if let Some(trace_id) = trace_id {
-                self.exemplars(status, bucket, trace_id, nanos, now);
+        match trace_id {
+            Some(trace_id) => self.traced_exit(status, trace_id, nanos, now),
+            None => {
+                if let Cell::Histogram(histogram) = self.duration.cell() {
+                    histogram.observe_nanos(nanos);
+                }
             }
         }
         if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
@@ -170,70 +187,28 @@ impl Handles {
     }
 }
 
-/// The guard of a sync call. `finish` records the status of a returned value;
-/// dropped unfinished it records `error` when panicking, otherwise the status
-/// of a `?` exit (`residual`).
+/// The guard of a sync call: [`finish`](CallGuard::finish) records the status
+/// of the value the body produced; dropped unfinished, the body or its
+/// classifier panicked, and the call is an `error`.
 ///
-/// `S` is where the trace ID comes from: the caller's scope, read when the
-/// call ends ([`FromScope`], which takes no room), or a `#[trace_id]`
-/// parameter's value with the scope as fallback (`Option<TraceId>`).
+/// The trace ID is a `#[trace_id]` parameter's value, else the caller's scope
+/// ([`trace::scope`], [`trace::enter`]) when the call ends.
 #[must_use]
 #[derive(Debug)]
-pub struct CallGuard<S: TraceSource = FromScope> {
+pub struct CallGuard {
     site: &'static CallSite,
     started: quanta::Instant,
-    residual: Status,
-    trace: S,
-}
-
-/// Where a sync call's trace ID comes from: see [`CallGuard`].
-pub trait TraceSource {
-    /// The trace ID, if any, when the call ends.
-    fn trace_id(&self) -> Option<TraceId>;
-}
-
-/// The caller's scope ([`trace::scope`], [`trace::enter`]).
-#[derive(Debug, Clone, Copy)]
-pub struct FromScope;
-
-impl TraceSource for FromScope {
-    #[inline]
-    fn trace_id(&self) -> Option<TraceId> {
-        trace::current()
-    }
-}
-
-impl TraceSource for Option<TraceId> {
-    #[inline]
-    fn trace_id(&self) -> Option<TraceId> {
-        self.or_else(trace::current)
-    }
+    trace: Option<TraceId>,
 }
 
 impl CallGuard {
     /// Counts the call as in flight and starts its clock.
     #[inline]
-    pub fn enter(site: &'static CallSite, residual: Status) -> Self {
-        CallGuard::with_source(site, residual, FromScope)
-    }
-}
-
-impl CallGuard<Option<TraceId>> {
-    /// [`enter`](CallGuard::enter) for a fn with a `#[trace_id]` parameter:
-    /// its value, when it holds one, beats the caller's scope.
-    #[inline]
-    pub fn enter_traced(site: &'static CallSite, residual: Status, trace_id: Option<TraceId>) -> Self {
-        CallGuard::with_source(site, residual, trace_id)
-    }
-}
-
-impl<S: TraceSource> CallGuard<S> {
-    #[inline]
-    fn with_source(site: &'static CallSite, residual: Status, trace: S) -> Self {
+    pub fn enter(site: &'static CallSite, trace: Option<TraceId>) -> Self {
         if let Some(handles) = site.handles() {
             handles.enter();
         }
-        Self { site, started: quanta::Instant::now(), residual, trace }
+        Self { site, started: quanta::Instant::now(), trace }
     }
 
     /// Records a normal return with `status`.
@@ -246,16 +221,39 @@ impl<S: TraceSource> CallGuard<S> {
     #[inline]
     fn record(&self, status: Status) {
         if let Some(handles) = self.site.handles() {
-            handles.exit(status, self.started, self.trace.trace_id());
+            handles.exit(status, self.started, self.trace.or_else(trace::current));
         }
     }
 }
 
-impl<S: TraceSource> Drop for CallGuard<S> {
+impl Drop for CallGuard {
     fn drop(&mut self) {
-        let status = if std::thread::panicking() { Status::Error } else { self.residual };
-        self.record(status);
+        // Only a panic in the body or in its classifier gets here.
+        self.record(Status::Error);
     }
+}
+
+/// A sync call: `body` is the user's body as a closure called once, so every
+/// way out of it (`return`, `?`, the tail) comes out here, where `classify`
+/// decides the status. A panic in either is an `error` and keeps unwinding.
+#[inline(always)]
+pub fn run_sync<R>(
+    site: &'static CallSite,
+    trace: Option<TraceId>,
+    body: impl FnOnce() -> R,
+    classify: impl FnOnce(&R) -> Status,
+) -> R {
+    let guard = CallGuard::enter(site, trace);
+    let value = body();
+    guard.finish(classify(&value));
+    value
+}
+
+/// Calls `body` once. A closure passed through this is `FnOnce`, so a body
+/// that hands back a borrow of a moved-in `&mut` parameter still compiles.
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
 }
 
 pin_project_lite::pin_project! {
@@ -263,25 +261,19 @@ pin_project_lite::pin_project! {
     /// ready, `cancelled` when dropped before that, `error` if a poll panicked.
     #[must_use = "futures do nothing unless polled"]
     ///
-    /// `S` is where the trace ID comes from, as for [`CallGuard`]; it is read
-    /// when the call ends, inside the poll (or drop) that ends it.
-    pub struct Instrumented<T, F, C, S = FromScope>
-    where
-        S: TraceSource,
-    {
+    /// The trace ID is a `#[trace_id]` parameter's value, else the scope the
+    /// future runs in, read inside the poll (or drop) that ends the call.
+    pub struct Instrumented<T, F, C> {
         #[pin]
         inner: F,
         classify: C,
         state: State,
         site: &'static CallSite,
-        trace: S,
+        trace: Option<TraceId>,
         _output: std::marker::PhantomData<fn() -> T>,
     }
 
-    impl<T, F, C, S> PinnedDrop for Instrumented<T, F, C, S>
-    where
-        S: TraceSource,
-    {
+    impl<T, F, C> PinnedDrop for Instrumented<T, F, C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             let (status, started) = match *this.state {
@@ -290,7 +282,7 @@ pin_project_lite::pin_project! {
                 State::NotStarted | State::Done => return,
             };
             if let Some(handles) = this.site.handles() {
-                handles.exit(status, started, this.trace.trace_id());
+                handles.exit(status, started, this.trace.or_else(trace::current));
             }
         }
     }
@@ -309,29 +301,17 @@ where
     F: Future<Output = T>,
     C: Fn(&T) -> Status,
 {
-    /// Wraps `inner`; `classify` decides the status of its output.
-    pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
-        Self { inner, classify, state: State::NotStarted, site, trace: FromScope, _output: std::marker::PhantomData }
+    /// Wraps `inner`; `classify` decides the status of its output. `trace` is
+    /// a `#[trace_id]` parameter's value, which beats the scope.
+    pub fn new(site: &'static CallSite, inner: F, classify: C, trace: Option<TraceId>) -> Self {
+        Self { inner, classify, state: State::NotStarted, site, trace, _output: std::marker::PhantomData }
     }
 }
 
-impl<T, F, C> Instrumented<T, F, C, Option<TraceId>>
+impl<T, F, C> Future for Instrumented<T, F, C>
 where
     F: Future<Output = T>,
     C: Fn(&T) -> Status,
-{
-    /// [`new`](Instrumented::new) for a fn with a `#[trace_id]` parameter:
-    /// its value, when it holds one, beats the scope the future runs in.
-    pub fn traced(site: &'static CallSite, inner: F, classify: C, trace_id: Option<TraceId>) -> Self {
-        Self { inner, classify, state: State::NotStarted, site, trace: trace_id, _output: std::marker::PhantomData }
-    }
-}
-
-impl<T, F, C, S> Future for Instrumented<T, F, C, S>
-where
-    F: Future<Output = T>,
-    C: Fn(&T) -> Status,
-    S: TraceSource,
 {
     type Output = T;
 
@@ -348,16 +328,20 @@ where
             // Polled again after completion or a panic: not ours to judge.
             State::Done | State::Panicked(_) => return this.inner.poll(cx),
         };
-        // Marked as panicked until the inner poll returns normally, so a panic
-        // that unwinds through here (and is caught further up, as tokio does
-        // for tasks) is counted as an error, not a cancellation.
+        // Marked as panicked until the inner poll and the classifier return
+        // normally, so a panic that unwinds through here (and is caught
+        // further up, as tokio does for tasks) is counted as an error when
+        // the future is dropped, not as a cancellation.
         *this.state = State::Panicked(started);
         let polled = this.inner.poll(cx);
-        *this.state = State::Running(started);
-        if let Poll::Ready(output) = &polled {
-            *this.state = State::Done;
-            if let Some(handles) = this.site.handles() {
-                handles.exit((this.classify)(output), started, this.trace.trace_id());
+        match &polled {
+            Poll::Pending => *this.state = State::Running(started),
+            Poll::Ready(output) => {
+                let status = (this.classify)(output);
+                *this.state = State::Done;
+                if let Some(handles) = this.site.handles() {
+                    handles.exit(status, started, this.trace.or_else(trace::current));
+                }
             }
         }
         polled
@@ -384,6 +368,55 @@ impl<T, E> TypedStatus for Probe<'_, Result<T, E>> {
 impl<T> TypedStatus for Probe<'_, Option<T>> {
     fn __mesh_status(&self) -> Status {
         if self.0.is_none() && self.1 { Status::Error } else { Status::Success }
+    }
+}
+
+/// The status of a `Result` return value: `Err` is an error.
+#[inline]
+pub fn result_status<R: IsResult + ?Sized>(value: &R) -> Status {
+    if value.is_err() { Status::Error } else { Status::Success }
+}
+
+/// The status of an `Option` return value: `None` is an error when
+/// `none_is_error` (`none_is = "error"`).
+#[inline]
+pub fn option_status<O: IsOption + ?Sized>(value: &O, none_is_error: bool) -> Status {
+    if value.is_none() && none_is_error { Status::Error } else { Status::Success }
+}
+
+/// `core::result::Result`, which a return type named `Result` must be.
+#[diagnostic::on_unimplemented(
+    message = "#[instrumented] reads `{Self}` as a `Result` because of its name, but it is not `core::result::Result`",
+    label = "not a `core::result::Result`",
+    note = "say how to classify it: `error_if = path` or `ok_if = path` (a fn over a reference to the value), or `infallible`"
+)]
+pub trait IsResult {
+    /// Whether this is an `Err`.
+    fn is_err(&self) -> bool;
+}
+
+impl<T, E> IsResult for Result<T, E> {
+    #[inline]
+    fn is_err(&self) -> bool {
+        Result::is_err(self)
+    }
+}
+
+/// `core::option::Option`, which a return type named `Option` must be.
+#[diagnostic::on_unimplemented(
+    message = "#[instrumented] reads `{Self}` as an `Option` because of its name, but it is not `core::option::Option`",
+    label = "not a `core::option::Option`",
+    note = "say how to classify it: `error_if = path` or `ok_if = path` (a fn over a reference to the value), or `infallible`"
+)]
+pub trait IsOption {
+    /// Whether this is `None`.
+    fn is_none(&self) -> bool;
+}
+
+impl<T> IsOption for Option<T> {
+    #[inline]
+    fn is_none(&self) -> bool {
+        Option::is_none(self)
     }
 }
 

@@ -165,9 +165,11 @@ pub fn snapshot() -> Snapshot {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::instrument::{
-        CallGuard, CallSite, FromScope, Instrumented, OtherStatus, Probe, Status, TraceSource, TypedStatus,
+        CallGuard, CallSite, Instrumented, IsOption, IsResult, OtherStatus, Probe, Status, TypedStatus, call_once,
+        option_status, result_status, run_sync,
     };
     pub use linkme;
+    pub use std::boxed::Box;
 
     /// Every `#[instrumented]` call site in the program, registered at install.
     #[linkme::distributed_slice]

@@ -96,7 +96,13 @@ impl<L: LabelSet> Resolved<L> {
             .buckets
             .map(|bounds| Layout::new(bounds).map_err(|reason| Error::Buckets { metric: def.name.to_owned(), reason }))
             .transpose()?;
-        let family = registry.family_with_layout(&descriptor, layout)?;
+        // A label set made only of enums has all its series written in the
+        // code: the guard leaves it alone, so none of them is ever folded.
+        let family = if L::CARDINALITY.is_some() {
+            registry.bounded_family_with_layout(&descriptor, layout)?
+        } else {
+            registry.family_with_layout(&descriptor, layout)?
+        };
         if L::UNBOUNDED {
             family.expire_idle_series(true);
         }
@@ -110,14 +116,14 @@ impl<L: LabelSet> Resolved<L> {
             let table = self.tables[0].get_or_init(|| Table::new(labels.statics(), size));
             let index = labels.index();
             if let Some(slot) = table.series.get(index) {
-                return SeriesRef::Borrowed(slot.get_or_init(|| self.lookup(&L::values_at(index, &table.statics))));
+                return self.cached(slot, || L::values_at(index, &table.statics));
             }
         } else if let Some(size) = L::INDEXED.filter(|n| *n <= MAX_TABLE) {
             let statics = labels.statics();
             if let Some(table) = self.table(&statics, size) {
                 let index = labels.index();
                 if let Some(slot) = table.series.get(index) {
-                    return SeriesRef::Borrowed(slot.get_or_init(|| self.lookup(&L::values_at(index, &statics))));
+                    return self.cached(slot, || L::values_at(index, &statics));
                 }
             }
         }
@@ -135,6 +141,25 @@ impl<L: LabelSet> Resolved<L> {
             }
         }
         None
+    }
+
+    /// The series in `slot`, resolved on first use. An overflow series is
+    /// never kept there: a slot freed by idle expiry or a raised limit lets
+    /// the label set have its own series again on a later lookup.
+    #[inline]
+    fn cached<'s, V: AsRef<[&'static str]>>(
+        &'s self,
+        slot: &'s OnceLock<Arc<Series>>,
+        values: impl FnOnce() -> V,
+    ) -> SeriesRef<'s> {
+        if let Some(series) = slot.get() {
+            return SeriesRef::Borrowed(series);
+        }
+        let series = self.lookup(values().as_ref());
+        if series.is_overflow() {
+            return SeriesRef::Owned(series);
+        }
+        SeriesRef::Borrowed(slot.get_or_init(|| series))
     }
 
     fn lookup(&self, values: &[&str]) -> Arc<Series> {

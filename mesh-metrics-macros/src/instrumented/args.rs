@@ -10,7 +10,8 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
-const KEYS: &str = "`agent`, `method`, `connection_type`, `error_if`, `ok_if`, `none_is`, `skip`";
+const KEYS: &str =
+    "`agent`, `method`, `connection_type`, `error_if`, `ok_if`, `infallible`, `none_is`, `future`, `skip`, `crate`";
 
 /// What `#[instrumented(...)]` said, before defaults are applied.
 #[derive(Default, Clone)]
@@ -20,8 +21,11 @@ pub(crate) struct Args {
     pub(crate) connection_type: Option<LitStr>,
     pub(crate) error_if: Option<Path>,
     pub(crate) ok_if: Option<Path>,
+    pub(crate) infallible: Option<Span>,
     pub(crate) none_is: Option<NoneIs>,
+    pub(crate) future: Option<Span>,
     pub(crate) skip: Option<Span>,
+    pub(crate) krate: Option<Path>,
 }
 
 /// How a function returning `Option` reports `None`.
@@ -39,6 +43,8 @@ pub(crate) enum StatusRule {
     ErrorIf(Path),
     /// `ok_if = path`: the predicate says which values are successes.
     OkIf(Path),
+    /// `infallible`: every return is a success (a panic is still an error).
+    Infallible,
 }
 
 /// A fully resolved call site: every label known, ready to expand.
@@ -47,6 +53,11 @@ pub(crate) struct Site {
     pub(crate) method: LitStr,
     pub(crate) connection_type: LitStr,
     pub(crate) status: StatusRule,
+    /// `future`: the return type is a boxed `dyn Future` under a name the
+    /// macro does not know.
+    pub(crate) future: Option<Span>,
+    /// Where the runtime crate is: `::mesh_metrics` unless `crate = path`.
+    pub(crate) krate: Path,
 }
 
 /// The parser for the attribute's argument list.
@@ -96,12 +107,10 @@ impl Args {
                 };
                 set(&mut self.none_is, path, none_is)
             }
-            "skip" => {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(meta.error("`skip` takes no value: write #[instrumented(skip)]"));
-                }
-                set(&mut self.skip, path, path.span())
-            }
+            "skip" => set(&mut self.skip, path, flag(meta, "skip")?),
+            "infallible" => set(&mut self.infallible, path, flag(meta, "infallible")?),
+            "future" => set(&mut self.future, path, flag(meta, "future")?),
+            "crate" => set(&mut self.krate, path, crate_value(meta)?),
             _ => {
                 // Consume a `= value` or `(...)` so the next key still parses.
                 if meta.input.peek(syn::Token![=]) {
@@ -138,19 +147,32 @@ impl Args {
             .unwrap_or_else(|| LitStr::new("client", Span::call_site()));
         let error_if = self.error_if.clone().or_else(|| inherited.and_then(|a| a.error_if.clone()));
         let ok_if = self.ok_if.clone().or_else(|| inherited.and_then(|a| a.ok_if.clone()));
+        let infallible = self.infallible.or_else(|| inherited.and_then(|a| a.infallible));
         let none_is = self.none_is.or_else(|| inherited.and_then(|a| a.none_is));
-        let status = match (error_if, ok_if) {
-            (Some(_), Some(ok_if)) => {
+        let status = match (error_if, ok_if, infallible) {
+            (Some(_), Some(ok_if), _) => {
                 return Err(syn::Error::new_spanned(
                     ok_if,
                     "`error_if` and `ok_if` say the same thing two ways; keep one of them",
                 ));
             }
-            (Some(path), None) => StatusRule::ErrorIf(path),
-            (None, Some(path)) => StatusRule::OkIf(path),
-            (None, None) => StatusRule::ByType { none_is: none_is.unwrap_or(NoneIs::Success) },
+            (Some(_), None, Some(span)) | (None, Some(_), Some(span)) => {
+                return Err(syn::Error::new(
+                    span,
+                    "`infallible` says every return is a success, which contradicts `error_if`/`ok_if`; keep one",
+                ));
+            }
+            (Some(path), None, None) => StatusRule::ErrorIf(path),
+            (None, Some(path), None) => StatusRule::OkIf(path),
+            (None, None, Some(_)) => StatusRule::Infallible,
+            (None, None, None) => StatusRule::ByType { none_is: none_is.unwrap_or(NoneIs::Success) },
         };
-        Ok(Site { agent, method, connection_type, status })
+        let krate = self
+            .krate
+            .clone()
+            .or_else(|| inherited.and_then(|a| a.krate.clone()))
+            .unwrap_or_else(|| syn::parse_quote!(::mesh_metrics));
+        Ok(Site { agent, method, connection_type, status, future: self.future, krate })
     }
 }
 
@@ -163,6 +185,19 @@ impl UnrawString for syn::Ident {
         let name = self.to_string();
         name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
     }
+}
+
+/// A key that takes no value, like `skip`.
+fn flag(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<Span> {
+    if meta.input.peek(syn::Token![=]) {
+        // Consumed, so the keys after it still parse.
+        let value: Expr = meta.value()?.parse()?;
+        return Err(syn::Error::new_spanned(value, format!("`{key}` takes no value: write #[instrumented({key})]")));
+    }
+    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+        return Err(meta.error(format!("`{key}` takes no value: write #[instrumented({key})]")));
+    }
+    Ok(meta.path.span())
 }
 
 fn set<T>(slot: &mut Option<T>, path: &Path, value: T) -> syn::Result<()> {
@@ -211,6 +246,20 @@ fn path_value(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<Path> {
                 "`{key}` takes the path of a predicate fn over a reference to the return value, \
                  e.g. {key} = is_retryable"
             ),
+        )),
+    }
+}
+
+/// `crate = path` or `crate = "path"`: where the runtime crate is when it is
+/// renamed or re-exported (as serde's and tokio's `crate` keys).
+pub(crate) fn crate_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
+    let expr: Expr = meta.value()?.parse()?;
+    match expr {
+        Expr::Path(path) if path.qself.is_none() => Ok(path.path),
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => lit.parse(),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`crate` takes the path of the mesh-metrics crate, e.g. crate = ::my_runtime::mesh_metrics",
         )),
     }
 }

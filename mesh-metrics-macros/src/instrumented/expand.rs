@@ -9,19 +9,23 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, ImplItem, ItemFn, ItemImpl, ReturnType, Type};
 
-use super::args::{Args, NoneIs, Site, StatusRule};
-use super::{async_shape, returns, trace_param};
+use super::args::{Args, NoneIs, Site};
+use super::classify::{self, Generics, Outcome, Shape};
+use super::trace_param;
 
 /// Instruments one free fn (or a method given to the attribute on its own).
-pub(crate) fn function(site: &Site, mut function: ItemFn) -> syn::Result<TokenStream> {
-    check_sig(&function.sig)?;
-    instrument_block(site, &mut function.sig, &mut function.block)?;
-    function.attrs.extend(promql_docs(site));
+pub(crate) fn function(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
+    check_const(&function.sig)?;
+    let site = args.resolve(None, &function.sig)?;
+    let generics = Generics::new(&function.sig, None);
+    instrument_block(&site, &generics, &function.attrs, &mut function.sig, &mut function.block)?;
+    function.attrs.extend(promql_docs(&site));
     Ok(quote!(#function))
 }
 
 /// Instruments every `pub fn` of an impl block (every fn of a trait impl), or
-/// those with their own `#[instrumented]`; `#[instrumented(skip)]` opts out.
+/// those with their own `#[instrumented]`; `#[instrumented(skip)]` opts out,
+/// and a `const fn` is left alone unless it asks to be instrumented.
 pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<TokenStream> {
     if let Some(method) = &block_args.method {
         return Err(syn::Error::new(
@@ -33,7 +37,11 @@ pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<
     if let Some(skip) = block_args.skip {
         return Err(syn::Error::new(skip, "`skip` goes on a fn inside the impl block, not on the block"));
     }
+    if let Some(future) = block_args.future {
+        return Err(syn::Error::new(future, "`future` describes one fn's return type; put it on that fn"));
+    }
     let is_trait_impl = block.trait_.is_some();
+    let (impl_generics, self_ty) = (block.generics.clone(), (*block.self_ty).clone());
     let mut errors: Option<syn::Error> = None;
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
@@ -44,18 +52,25 @@ pub(crate) fn impl_block(block_args: &Args, mut block: ItemImpl) -> syn::Result<
                 continue;
             }
         };
-        let wanted = own.is_some() || is_trait_impl || matches!(method.vis, syn::Visibility::Public(_));
+        let asked = own.is_some();
+        let wanted = asked || is_trait_impl || matches!(method.vis, syn::Visibility::Public(_));
         let own = own.unwrap_or_default();
-        if own.skip.is_some() || !wanted {
+        // A `const fn` cannot read the clock; one the user did not single out
+        // is left as written, like a private fn.
+        let skipped_const = method.sig.constness.is_some() && !asked;
+        if own.skip.is_some() || !wanted || skipped_const {
             if let Err(error) = trace_param::reject(&mut method.sig) {
                 push(&mut errors, error);
             }
             continue;
         }
-        let resolved = check_sig(&method.sig).and_then(|()| own.resolve(Some(block_args), &method.sig));
+        let generics = Generics::new(&method.sig, Some((&impl_generics, &self_ty)));
+        let resolved = check_const(&method.sig).and_then(|()| own.resolve(Some(block_args), &method.sig));
         match resolved {
             Ok(site) => {
-                if let Err(error) = instrument_block(&site, &mut method.sig, &mut method.block) {
+                if let Err(error) =
+                    instrument_block(&site, &generics, &method.attrs, &mut method.sig, &mut method.block)
+                {
                     push(&mut errors, error);
                 }
                 method.attrs.extend(promql_docs(&site));
@@ -95,42 +110,137 @@ fn take_own_args(attrs: &mut Vec<syn::Attribute>) -> syn::Result<Option<Args>> {
     Ok(Some(args))
 }
 
-fn check_sig(sig: &syn::Signature) -> syn::Result<()> {
+fn check_const(sig: &syn::Signature) -> syn::Result<()> {
     if let Some(constness) = &sig.constness {
         return Err(syn::Error::new(
             constness.span(),
-            "#[instrumented] cannot be used on a `const fn`: recording a call reads the clock",
+            "#[instrumented] cannot be used on a `const fn`: recording a call reads the clock; \
+             remove `const`, or the attribute",
         ));
     }
     Ok(())
 }
 
-fn instrument_block(site: &Site, sig: &mut syn::Signature, block: &mut Block) -> syn::Result<()> {
+/// Replaces the body with one that measures it. The user's body becomes the
+/// body of a closure called exactly once, so every way out of it — the tail,
+/// `return` (also from inside the user's macros), `?` — comes out at one
+/// place, where its value is classified.
+fn instrument_block(
+    site: &Site,
+    generics: &Generics<'_>,
+    attrs: &[syn::Attribute],
+    sig: &mut syn::Signature,
+    block: &mut Block,
+) -> syn::Result<()> {
+    let plan = classify::plan(site, sig, generics)?;
+    let krate = &site.krate;
+    let private = quote!(#krate::__private);
+    if let Some(track_caller) = attrs.iter().find(|attr| attr.path().is_ident("track_caller"))
+        && !matches!(plan.shape, Shape::Async)
+    {
+        return Err(syn::Error::new_spanned(
+            track_caller,
+            "#[instrumented] runs the body inside a closure, where `#[track_caller]` would report the \
+             wrong location; remove one of the two attributes",
+        ));
+    }
     let trace = trace_param::take(sig)?.map(|ident| {
         quote_spanned! {ident.span()=>
-            let __mesh_trace = ::mesh_metrics::trace::AsTraceId::as_trace_id(&#ident);
+            let __mesh_trace = #krate::trace::AsTraceId::as_trace_id(&#ident);
         }
     });
-    let statics = call_site_statics(site);
-    let ret_ty = declared_return(&sig.output);
-    let body = if sig.asyncness.is_some() {
-        let inner = std::mem::replace(block, empty_block());
-        let future = quote!(async move { #inner });
-        let instrumented = instrumented_future(site, ret_ty.as_ref(), future, trace.is_some());
-        quote!({ #statics #trace #instrumented.await })
-    } else if let Some(future) = async_shape::future_body(sig, block) {
-        let instrumented = instrumented_future(site, None, quote!(#future), trace.is_some());
-        *future = syn::Expr::Verbatim(instrumented);
-        let inner = std::mem::replace(block, empty_block());
-        let stmts = &inner.stmts;
-        quote!({ #statics #trace #(#stmts)* })
-    } else {
-        sync_body(site, sig, ret_ty.as_ref(), block, trace)
+    let source = if trace.is_some() { quote!(__mesh_trace) } else { quote!(::core::option::Option::None) };
+    let statics = call_site_statics(site, &sig.ident);
+    let probe = plan.probe.as_ref().map(probe_item);
+    let inner = std::mem::replace(block, empty_block());
+    let body = match plan.shape {
+        Shape::Async => {
+            let output = match &sig.output {
+                ReturnType::Default => quote!(()),
+                ReturnType::Type(_, ty) => {
+                    let ty = classify::annotation(ty);
+                    quote!(#ty)
+                }
+            };
+            let classify = classifier(&plan.outcome, &private);
+            quote! {{
+                #statics
+                #probe
+                #trace
+                #private::Instrumented::<#output, _, _>::new(&__MESH_SITE, async move #inner, #classify, #source).await
+            }}
+        }
+        Shape::ReturnsFuture { boxed } => {
+            let annotation = match &sig.output {
+                ReturnType::Type(_, ty) if !contains_impl_trait(ty) => Some(quote!(-> #ty)),
+                _ => None,
+            };
+            let classify = classifier(&plan.outcome, &private);
+            let instrumented = quote! {
+                #private::Instrumented::new(
+                    &__MESH_SITE,
+                    #private::call_once(move || #annotation #inner),
+                    #classify,
+                    #source,
+                )
+            };
+            let instrumented = if boxed { quote!(#private::Box::pin(#instrumented)) } else { instrumented };
+            quote! {{
+                #statics
+                #probe
+                #trace
+                #instrumented
+            }}
+        }
+        Shape::Sync => {
+            let annotation = match &sig.output {
+                ReturnType::Default => quote!(-> ()),
+                ReturnType::Type(_, ty) => {
+                    let ty = classify::annotation(ty);
+                    quote!(-> #ty)
+                }
+            };
+            let classify = classifier(&plan.outcome, &private);
+            quote! {{
+                #statics
+                #probe
+                #trace
+                #private::run_sync(&__MESH_SITE, #source, move || #annotation #inner, #classify)
+            }}
+        }
     };
     // Re-parsing our own tokens cannot fail for a body that parsed; if it ever
     // did, the user gets a compile error rather than a function with no body.
     *block = syn::parse2(body)?;
     Ok(())
+}
+
+/// An item that fails to compile if `ty` names a generic parameter of an
+/// enclosing impl block, which an attribute on a method cannot see (inner
+/// items cannot use an outer item's generics: E0401).
+fn probe_item(ty: &Type) -> TokenStream {
+    struct Static;
+    impl syn::visit_mut::VisitMut for Static {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            *lifetime = syn::Lifetime::new("'static", lifetime.span());
+        }
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            reference.lifetime = Some(syn::Lifetime::new("'static", reference.and_token.span));
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Static, &mut ty);
+    // Named so that rustc's "generic parameter used in this inner function"
+    // label, which points at the attribute, says what to do.
+    let name = syn::Ident::new(
+        "__mesh_return_type_is_generic__put_the_attribute_on_the_impl_block_or_add_infallible_error_if_or_ok_if",
+        proc_macro2::Span::call_site(),
+    );
+    quote_spanned! {ty.span()=>
+        #[allow(dead_code, non_snake_case)]
+        fn #name(_: ::core::marker::PhantomData<#ty>) {}
+    }
 }
 
 /// A `# Metrics` section appended to the fn's rustdoc: the PromQL of its
@@ -165,25 +275,23 @@ fn empty_block() -> Block {
     Block { brace_token: Default::default(), stmts: Vec::new() }
 }
 
-/// The statics of one call site: its labels, and its entry in the list the
-/// exporter walks at install so every series exists at 0 from the first scrape.
-fn call_site_statics(site: &Site) -> TokenStream {
-    let Site { agent, method, connection_type, .. } = site;
+/// The statics of one call site: its labels and where it is, and its entry
+/// in the list the exporter walks at install so every series exists at 0
+/// from the first scrape.
+fn call_site_statics(site: &Site, ident: &syn::Ident) -> TokenStream {
+    let Site { agent, method, connection_type, krate, .. } = site;
+    let private = quote!(#krate::__private);
+    let name = ident.to_string();
+    let location = quote_spanned! {ident.span()=>
+        ::core::concat!(::core::module_path!(), "::", #name, " at ", ::core::file!(), ":", ::core::line!())
+    };
+    let linkme = quote!(#private::linkme);
     quote! {
-        static __MESH_SITE: ::mesh_metrics::__private::CallSite =
-            ::mesh_metrics::__private::CallSite::new(#agent, #method, #connection_type);
-        #[::mesh_metrics::__private::linkme::distributed_slice(::mesh_metrics::__private::CALL_SITES)]
-        #[linkme(crate = ::mesh_metrics::__private::linkme)]
-        static __MESH_SITE_ENTRY: &::mesh_metrics::__private::CallSite = &__MESH_SITE;
-    }
-}
-
-/// The return type when it can annotate a `let` (not `impl Trait`, not `!`).
-fn declared_return(output: &ReturnType) -> Option<Type> {
-    match output {
-        ReturnType::Default => Some(syn::parse_quote!(())),
-        ReturnType::Type(_, ty) if contains_impl_trait(ty) || matches!(**ty, Type::Never(_)) => None,
-        ReturnType::Type(_, ty) => Some((**ty).clone()),
+        static __MESH_SITE: #private::CallSite =
+            #private::CallSite::new(#agent, #method, #connection_type, #location);
+        #[#linkme::distributed_slice(#private::CALL_SITES)]
+        #[linkme(crate = #linkme)]
+        static __MESH_SITE_ENTRY: &#private::CallSite = &__MESH_SITE;
     }
 }
 
@@ -198,113 +306,31 @@ fn contains_impl_trait(ty: &Type) -> bool {
     any_impl(quote!(#ty))
 }
 
-/// `Instrumented::new(site, future, classify)`: counts from the first poll,
-/// classifies the output when ready, and records `cancelled` if dropped first.
-///
-/// With a `#[trace_id]` parameter, its value (bound to `__mesh_trace`) is
-/// handed to the future.
-fn instrumented_future(site: &Site, ret_ty: Option<&Type>, future: TokenStream, traced: bool) -> TokenStream {
-    let output = ret_ty.map_or_else(|| quote!(_), |ty| quote!(#ty));
-    let status = status_of(&site.status, quote!(__mesh_ret));
-    if traced {
-        quote! {
-            ::mesh_metrics::__private::Instrumented::<#output, _, _, _>::traced(
-                &__MESH_SITE,
-                #future,
-                |__mesh_ret| #status,
-                __mesh_trace,
-            )
+/// A closure from a reference to the value to its status.
+fn classifier(outcome: &Outcome, private: &TokenStream) -> TokenStream {
+    let status = quote!(#private::Status);
+    let value = quote!(__mesh_ret);
+    let body = match outcome {
+        Outcome::Success => quote!({ let _ = #value; #status::Success }),
+        Outcome::Result => quote!(#private::result_status(#value)),
+        Outcome::Option(none_is) => {
+            let none_is_error = *none_is == NoneIs::Error;
+            quote!(#private::option_status(#value, #none_is_error))
         }
-    } else {
-        quote! {
-            ::mesh_metrics::__private::Instrumented::<#output, _, _>::new(
-                &__MESH_SITE,
-                #future,
-                |__mesh_ret| #status,
-            )
-        }
-    }
-}
-
-/// A sync body: a guard records `error` on panic and on `?` (see `residual`),
-/// and every normal exit — the tail and each `return` — classifies its value.
-///
-/// Lint allowances go only on the statements generated here, never on a block
-/// around the user's body, so the user's own warnings are reported as before.
-fn sync_body(
-    site: &Site,
-    sig: &syn::Signature,
-    ret_ty: Option<&Type>,
-    block: &mut Block,
-    trace: Option<TokenStream>,
-) -> TokenStream {
-    let annotation = ret_ty.map(|ty| quote!(: #ty));
-    let status = status_of(&site.status, quote!(&__mesh_ret));
-    // `let` then finish: the finish is unreachable when the value diverges
-    // (`return loop {}`, a body that always returns), which is fine.
-    let finish = |value: TokenStream| {
-        quote_spanned! {value.span()=>
-            {
-                #[allow(clippy::let_unit_value)]
-                let __mesh_ret #annotation = #value;
-                #[allow(unreachable_code)]
-                {
-                    __mesh_call.finish(#status);
-                    __mesh_ret
-                }
-            }
-        }
-    };
-    returns::rewrite(block, &finish);
-    let finished = finish(quote!(#block));
-    let residual = residual_status(&site.status, &sig.output);
-    let statics = call_site_statics(site);
-    let enter = match trace {
-        Some(trace) => quote! {
-            #trace
-            let __mesh_call = ::mesh_metrics::__private::CallGuard::enter_traced(&__MESH_SITE, #residual, __mesh_trace);
-        },
-        None => quote! {
-            let __mesh_call = ::mesh_metrics::__private::CallGuard::enter(&__MESH_SITE, #residual);
-        },
-    };
-    quote! {{
-        #statics
-        #enter
-        #finished
-    }}
-}
-
-/// The status of a return value bound to `value` (a reference expression).
-fn status_of(rule: &StatusRule, value: TokenStream) -> TokenStream {
-    let status = quote!(::mesh_metrics::__private::Status);
-    match rule {
-        StatusRule::ByType { none_is } => {
+        Outcome::ByType(none_is) => {
             let none_is_error = *none_is == NoneIs::Error;
             quote! {{
                 #[allow(unused_imports)]
-                use ::mesh_metrics::__private::{OtherStatus as _, TypedStatus as _};
-                (&::mesh_metrics::__private::Probe(#value, #none_is_error)).__mesh_status()
+                use #private::{OtherStatus as _, TypedStatus as _};
+                (&#private::Probe(#value, #none_is_error)).__mesh_status()
             }}
         }
-        StatusRule::ErrorIf(predicate) => quote! {
+        Outcome::ErrorIf(predicate) => quote! {
             if #predicate(#value) { #status::Error } else { #status::Success }
         },
-        StatusRule::OkIf(predicate) => quote! {
+        Outcome::OkIf(predicate) => quote! {
             if #predicate(#value) { #status::Success } else { #status::Error }
         },
-    }
-}
-
-/// What a guard dropped without a value records when not panicking: `?` left
-/// with `Err` (an error) or `None` (as `none_is` says).
-fn residual_status(rule: &StatusRule, output: &ReturnType) -> TokenStream {
-    let returns_option = matches!(output, ReturnType::Type(_, ty) if matches!(&**ty,
-        Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Option")));
-    let none_is_success = matches!(rule, StatusRule::ByType { none_is: NoneIs::Success });
-    if returns_option && none_is_success {
-        quote!(::mesh_metrics::__private::Status::Success)
-    } else {
-        quote!(::mesh_metrics::__private::Status::Error)
-    }
+    };
+    quote!(|#value| #body)
 }

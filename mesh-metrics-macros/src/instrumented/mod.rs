@@ -1,9 +1,8 @@
 //! `#[instrumented]`: parse the arguments, find the shape of the item, expand.
 
 mod args;
-mod async_shape;
+mod classify;
 mod expand;
-mod returns;
 mod trace_param;
 
 use proc_macro2::TokenStream;
@@ -45,10 +44,7 @@ fn without_helper_attributes(item: TokenStream) -> TokenStream {
 fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = syn::parse::Parser::parse2(args::parser(), args)?;
     match syn::parse2::<syn::Item>(item)? {
-        syn::Item::Fn(function) => {
-            let site = args.resolve(None, &function.sig)?;
-            expand::function(&site, function)
-        }
+        syn::Item::Fn(function) => expand::function(&args, function),
         syn::Item::Impl(block) => expand::impl_block(&args, block),
         other => Err(not_a_fn(&other)),
     }

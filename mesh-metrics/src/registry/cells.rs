@@ -130,8 +130,18 @@ impl InFlight {
 /// an observation is one bucket `fetch_add` plus one add to the sum; the count
 /// is the sum of the buckets, computed at scrape time. Its state lives behind
 /// one pointer, so the cell of a counter or gauge series does not pay for it.
+///
+/// A histogram is re-laid at most once, when the exporter is installed with
+/// other buckets after the histogram was first used (see
+/// [`Registry::set_layouts`](super::Registry::set_layouts)): observations go
+/// to a new state from then on, and the first state's counts are read into
+/// the new layout at every scrape, so no observation is lost, even one that
+/// raced the re-lay.
 #[derive(Debug)]
-pub struct Histogram(Box<HistogramState>);
+pub struct Histogram {
+    initial: Box<HistogramState>,
+    relaid: OnceLock<Box<HistogramState>>,
+}
 
 #[derive(Debug)]
 struct HistogramState {
@@ -139,8 +149,9 @@ struct HistogramState {
     /// cache line with the first (busiest) buckets, so a fast call under
     /// contention moves one line between cores, not two.
     ///
-    /// `sum_nanos` adds durations exactly, in one `fetch_add`; `sum_bits` holds
-    /// the sum of `observe` values as `f64` bits; buckets are per bucket.
+    /// `sum_nanos` adds durations exactly, in one `fetch_add`, and spills into
+    /// `sum_bits` before it could wrap; `sum_bits` holds the sum of `observe`
+    /// values as `f64` bits; buckets are per bucket.
     cells: Box<[AtomicU64]>,
     layout: Arc<Layout>,
     /// One exemplar per bucket, allocated by the first traced observation.
@@ -152,74 +163,21 @@ const SUM_NANOS: usize = 0;
 const SUM_BITS: usize = 1;
 const FIRST_BUCKET: usize = 2;
 
-impl Histogram {
-    /// An empty histogram with these buckets.
-    pub fn new(layout: Arc<Layout>) -> Self {
+/// When the exact nanosecond sum reaches this (about 292 years of summed
+/// durations, which a busy service reaches in weeks), it is moved into the
+/// `f64` sum, so the integer sum never wraps.
+const SPILL_NANOS: u64 = 1 << 62;
+
+impl HistogramState {
+    fn new(layout: Arc<Layout>) -> Self {
         let cells = (0..FIRST_BUCKET + layout.bounds().len() + 1).map(|_| AtomicU64::new(0)).collect();
-        Self(Box::new(HistogramState { cells, layout, exemplars: Slots::default() }))
+        Self { cells, layout, exemplars: Slots::default() }
     }
 
-    /// Records one observation. NaN is refused (it has no bucket and would
-    /// poison the sum) and `false` is returned.
-    pub fn observe(&self, value: f64) -> bool {
-        self.observe_at(value).is_some()
-    }
-
-    /// Records one observation and returns the index of its bucket (`None`
-    /// for a refused NaN).
-    pub(crate) fn observe_at(&self, value: f64) -> Option<usize> {
-        if value.is_nan() {
-            return None;
-        }
-        let index = self.0.layout.bounds().partition_point(|bound| *bound < value);
-        self.bump(index);
-        if let Some(sum) = self.0.cells.get(SUM_BITS) {
-            add_f64(sum, value);
-        }
-        Some(index)
-    }
-
-    /// Records one observation with the trace it belongs to, kept as the
-    /// exemplar of its bucket. NaN is refused and `false` is returned.
-    pub fn observe_traced(&self, value: f64, trace_id: TraceId) -> bool {
-        let Some(index) = self.observe_at(value) else { return false };
-        self.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
-        true
-    }
-
-    /// Records a duration given in nanoseconds; the sum stays exact.
+    /// One per bound, then the `+Inf` bucket.
     #[inline]
-    pub fn observe_nanos(&self, nanos: u64) {
-        self.observe_nanos_at(nanos);
-    }
-
-    /// Records a duration and returns the index of its bucket.
-    #[inline]
-    pub(crate) fn observe_nanos_at(&self, nanos: u64) -> usize {
-        let state = &*self.0;
-        let index = state.layout.nanos().iter().position(|bound| nanos <= *bound).unwrap_or(state.layout.nanos().len());
-        self.bump(index);
-        if let Some(sum) = state.cells.get(SUM_NANOS) {
-            sum.fetch_add(nanos, Relaxed);
-        }
-        index
-    }
-
-    /// Keeps `value` as the exemplar of bucket `index`, for `trace_id`.
-    #[inline]
-    pub(crate) fn exemplar(&self, index: usize, trace_id: TraceId, value: f64, at: Stamp) {
-        if let Some(slot) = self.0.exemplars.get_or_alloc(index, self.buckets().len()) {
-            slot.record(trace_id, value, at);
-        }
-    }
-
-    /// The latest exemplar of bucket `index` (one per bound, then `+Inf`).
-    pub(crate) fn read_exemplar(
-        &self,
-        index: usize,
-        clock: (std::time::SystemTime, quanta::Instant),
-    ) -> Option<Exemplar> {
-        self.0.exemplars.get(index)?.read(clock)
+    fn buckets(&self) -> &[AtomicU64] {
+        self.cells.get(FIRST_BUCKET..).unwrap_or_default()
     }
 
     #[inline]
@@ -229,36 +187,166 @@ impl Histogram {
         }
     }
 
-    /// One per bound, then the `+Inf` bucket.
-    #[inline]
-    fn buckets(&self) -> &[AtomicU64] {
-        self.0.cells.get(FIRST_BUCKET..).unwrap_or_default()
-    }
-
     fn cell(&self, index: usize) -> u64 {
-        self.0.cells.get(index).map_or(0, |cell| cell.load(Relaxed))
+        self.cells.get(index).map_or(0, |cell| cell.load(Relaxed))
     }
 
-    /// The layout this histogram was created with.
+    fn sum(&self) -> f64 {
+        f64::from_bits(self.cell(SUM_BITS)) + self.cell(SUM_NANOS) as f64 / 1e9
+    }
+
+    #[inline]
+    fn observe_nanos(&self, nanos: u64) -> usize {
+        let index = self.layout.nanos_bucket(nanos);
+        self.bump(index);
+        if let Some(sum) = self.cells.get(SUM_NANOS) {
+            // One observation adds at most SPILL_NANOS, so the sum stays below
+            // 2 * SPILL_NANOS < u64::MAX between a crossing and its spill; the
+            // one thread that crosses the mark moves it into the f64 sum.
+            let nanos = nanos.min(SPILL_NANOS);
+            let before = sum.fetch_add(nanos, Relaxed);
+            if before < SPILL_NANOS && before + nanos >= SPILL_NANOS {
+                sum.fetch_sub(SPILL_NANOS, Relaxed);
+                if let Some(bits) = self.cells.get(SUM_BITS) {
+                    add_f64(bits, SPILL_NANOS as f64 / 1e9);
+                }
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn exemplar(&self, index: usize, trace_id: TraceId, value: f64, at: Stamp) {
+        if let Some(slot) = self.exemplars.get_or_alloc(index, self.buckets().len()) {
+            slot.record(trace_id, value, at);
+        }
+    }
+}
+
+impl Histogram {
+    /// An empty histogram with these buckets.
+    pub fn new(layout: Arc<Layout>) -> Self {
+        Self { initial: Box::new(HistogramState::new(layout)), relaid: OnceLock::new() }
+    }
+
+    /// The state observations go to now.
+    #[inline]
+    fn state(&self) -> &HistogramState {
+        self.relaid.get().unwrap_or(&self.initial)
+    }
+
+    /// Records one observation. NaN is refused (it has no bucket and would
+    /// poison the sum) and `false` is returned.
+    pub fn observe(&self, value: f64) -> bool {
+        self.observe_in(self.state(), value).is_some()
+    }
+
+    fn observe_in(&self, state: &HistogramState, value: f64) -> Option<usize> {
+        if value.is_nan() {
+            return None;
+        }
+        let index = state.layout.bounds().partition_point(|bound| *bound < value);
+        state.bump(index);
+        if let Some(sum) = state.cells.get(SUM_BITS) {
+            add_f64(sum, value);
+        }
+        Some(index)
+    }
+
+    /// Records one observation with the trace it belongs to, kept as the
+    /// exemplar of its bucket. NaN is refused and `false` is returned.
+    pub fn observe_traced(&self, value: f64, trace_id: TraceId) -> bool {
+        let state = self.state();
+        let Some(index) = self.observe_in(state, value) else { return false };
+        state.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
+        true
+    }
+
+    /// Records a duration given in nanoseconds; the sum stays exact.
+    #[inline]
+    pub fn observe_nanos(&self, nanos: u64) {
+        self.state().observe_nanos(nanos);
+    }
+
+    /// Records a duration and, with a trace ID, the exemplar of its bucket
+    /// (in the same state, so it sits in the bucket the duration went to).
+    #[inline]
+    pub(crate) fn observe_nanos_traced(&self, nanos: u64, traced: Option<(TraceId, Stamp)>) {
+        let state = self.state();
+        let index = state.observe_nanos(nanos);
+        if let Some((trace_id, at)) = traced {
+            state.exemplar(index, trace_id, nanos as f64 / 1e9, at);
+        }
+    }
+
+    /// The latest exemplar of bucket `index` (one per bound, then `+Inf`).
+    pub(crate) fn read_exemplar(
+        &self,
+        index: usize,
+        clock: (std::time::SystemTime, quanta::Instant),
+    ) -> Option<Exemplar> {
+        self.state().exemplars.get(index)?.read(clock)
+    }
+
+    /// The layout this histogram's buckets are read in.
     pub fn layout(&self) -> &Arc<Layout> {
-        &self.0.layout
+        &self.state().layout
+    }
+
+    /// Whether [`relay`](Self::relay) moved it to another layout already.
+    pub(crate) fn is_relaid(&self) -> bool {
+        self.relaid.get().is_some()
+    }
+
+    /// Moves this histogram to `layout`; returns how many observations were
+    /// recorded under the old one (they are read into the new one from then
+    /// on, each in the first new bucket whose bound is at or above its old
+    /// bucket's bound). `Err` if it was re-laid already: a second re-lay would
+    /// have to move observations that are already approximations.
+    pub(crate) fn relay(&self, layout: Arc<Layout>) -> Result<u64, ()> {
+        if *self.state().layout == *layout {
+            return Ok(0);
+        }
+        if self.relaid.get().is_some() {
+            return Err(());
+        }
+        let moved = self.initial.buckets().iter().map(|b| b.load(Relaxed)).sum();
+        self.relaid.set(Box::new(HistogramState::new(layout))).map_err(|_| ())?;
+        Ok(moved)
     }
 
     /// Reads the cumulative bucket counts (one per bound, then `+Inf`) into
     /// `cumulative`, and returns `(count, sum)`.
     pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
         cumulative.clear();
-        let mut running = 0u64;
-        for bucket in self.buckets() {
-            running = running.wrapping_add(bucket.load(Relaxed));
-            cumulative.push(running);
+        let state = self.state();
+        cumulative.extend(state.buckets().iter().map(|bucket| bucket.load(Relaxed)));
+        let mut sum = state.sum();
+        if let Some(current) = self.relaid.get() {
+            // Observations made before the re-lay, each in the first bucket of
+            // the current layout at or above its old bucket's upper bound.
+            let old = &self.initial;
+            let bounds = current.layout.bounds();
+            for (i, bucket) in old.buckets().iter().enumerate() {
+                let target =
+                    old.layout.bounds().get(i).map_or(bounds.len(), |bound| bounds.partition_point(|new| new < bound));
+                if let Some(slot) = cumulative.get_mut(target) {
+                    *slot = slot.wrapping_add(bucket.load(Relaxed));
+                }
+            }
+            sum += old.sum();
         }
-        (running, self.sum())
+        let mut running = 0u64;
+        for slot in cumulative.iter_mut() {
+            running = running.wrapping_add(*slot);
+            *slot = running;
+        }
+        (running, sum)
     }
 
     /// The sum of all observations.
     pub fn sum(&self) -> f64 {
-        f64::from_bits(self.cell(SUM_BITS)) + self.cell(SUM_NANOS) as f64 / 1e9
+        self.initial.sum() + self.relaid.get().map_or(0.0, |state| state.sum())
     }
 }
 
@@ -303,5 +391,51 @@ mod tests {
         assert_eq!(cumulative, vec![1, 2, 3, 4]);
         assert_eq!(count, 4);
         assert_eq!(sum, 0.5 + 2.010000001);
+    }
+
+    #[test]
+    fn the_nanosecond_sum_spills_instead_of_wrapping() {
+        let histogram = Histogram::new(Arc::new(Layout::default_latency()));
+        let day = 86_400 * 1_000_000_000u64;
+        // 200,000 days of summed durations: past u64::MAX nanoseconds (213,503 days)
+        // would need a few more, so go well past it.
+        for _ in 0..400_000 {
+            histogram.observe_nanos(day);
+        }
+        let expected = 400_000.0 * 86_400.0;
+        let sum = histogram.sum();
+        assert!((sum - expected).abs() / expected < 1e-12, "sum {sum}, expected {expected}");
+        let mut cumulative = Vec::new();
+        assert_eq!(histogram.read(&mut cumulative).0, 400_000);
+    }
+
+    #[test]
+    fn a_zero_duration_never_lands_under_a_negative_bound() {
+        let histogram = Histogram::new(Arc::new(Layout::new(&[-1.0, 0.0, 1.0]).expect("valid layout")));
+        histogram.observe_nanos(0);
+        histogram.observe_nanos(1);
+        let mut cumulative = Vec::new();
+        histogram.read(&mut cumulative);
+        assert_eq!(cumulative, vec![0, 1, 2, 2]);
+    }
+
+    #[test]
+    fn a_relay_keeps_every_count_and_reads_old_ones_at_or_above_their_bound() {
+        let histogram = Histogram::new(Arc::new(Layout::new(&[0.01, 0.1, 1.0]).expect("valid layout")));
+        histogram.observe_nanos(5_000_000); // le 0.01
+        histogram.observe_nanos(50_000_000); // le 0.1
+        histogram.observe_nanos(5_000_000_000); // +Inf
+        let moved = histogram.relay(Arc::new(Layout::new(&[0.05, 0.5]).expect("valid layout"))).expect("first relay");
+        assert_eq!(moved, 3);
+        histogram.observe_nanos(20_000_000); // le 0.05 in the new layout
+        let mut cumulative = Vec::new();
+        let (count, sum) = histogram.read(&mut cumulative);
+        // old 0.01 -> 0.05, old 0.1 -> 0.5, old +Inf -> +Inf, new 0.02 -> 0.05
+        assert_eq!(cumulative, vec![2, 3, 4]);
+        assert_eq!(count, 4);
+        assert!((sum - 5.075).abs() < 1e-9);
+        assert_eq!(histogram.layout().bounds(), &[0.05, 0.5]);
+        assert!(histogram.relay(Arc::new(Layout::new(&[0.05, 0.5]).expect("valid"))).is_ok(), "same layout: no-op");
+        assert!(histogram.relay(Arc::new(Layout::new(&[1.0]).expect("valid"))).is_err(), "a second relay is refused");
     }
 }

@@ -12,6 +12,8 @@ pub struct Layout {
     /// The bounds in whole nanoseconds, for duration observations:
     /// `nanos <= floor(bound * 1e9)` exactly when `nanos / 1e9 <= bound`.
     nanos: Box<[u64]>,
+    /// How many bounds are negative: no duration is at or below them.
+    negative: usize,
 }
 
 impl Layout {
@@ -31,7 +33,8 @@ impl Layout {
 
     fn from_checked(bounds: &[f64]) -> Self {
         let nanos = bounds.iter().map(|b| (b * 1e9).floor().clamp(0.0, u64::MAX as f64) as u64).collect();
-        Self { bounds: bounds.into(), nanos }
+        let negative = bounds.iter().take_while(|b| **b < 0.0).count();
+        Self { bounds: bounds.into(), nanos, negative }
     }
 
     /// The guide's default latency layout.
@@ -44,8 +47,12 @@ impl Layout {
         &self.bounds
     }
 
-    pub(crate) fn nanos(&self) -> &[u64] {
-        &self.nanos
+    /// The bucket of a duration: the first bound at or above it, skipping
+    /// negative bounds (a clamped `0` there would claim zero durations).
+    #[inline]
+    pub(crate) fn nanos_bucket(&self, nanos: u64) -> usize {
+        let searched = self.nanos.get(self.negative..).unwrap_or_default();
+        self.negative + searched.iter().position(|bound| nanos <= *bound).unwrap_or(searched.len())
     }
 }
 

@@ -94,6 +94,9 @@ pub struct Family {
     max_value_bytes: AtomicUsize,
     folds: Folds,
     expires: AtomicBool,
+    /// Its label sets are bounded at compile time (call sites, all-enum label
+    /// sets): the guard neither limits nor truncates it.
+    bounded: AtomicBool,
 }
 
 /// The admitted series, indexed by a hash of their label values so that a
@@ -211,12 +214,22 @@ impl Family {
     }
 
     fn apply(&self, policy: &CardinalityPolicy) {
+        if self.bounded.load(Ordering::Relaxed) {
+            self.limit.store(usize::MAX, Ordering::Relaxed);
+            self.max_value_bytes.store(usize::MAX, Ordering::Relaxed);
+            return;
+        }
         let limit = match policy.limit(&self.descriptor.name) {
             guard::Limit::Series(limit) => limit,
             guard::Limit::Unlimited => usize::MAX,
         };
         self.limit.store(limit, Ordering::Relaxed);
         self.max_value_bytes.store(policy.label_value_bytes_for(&self.descriptor.name), Ordering::Relaxed);
+    }
+
+    /// Whether the guard leaves this family alone (see [`Registry::bounded_family`]).
+    pub fn is_bounded(&self) -> bool {
+        self.bounded.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -376,9 +389,33 @@ impl Registry {
             max_value_bytes: AtomicUsize::new(0),
             folds: Folds::default(),
             expires: AtomicBool::new(false),
+            bounded: AtomicBool::new(false),
         });
         family.apply(&read(&self.policy));
         families.push(family.clone());
+        Ok(family)
+    }
+
+    /// [`family`](Self::family) for a family whose label sets are bounded when
+    /// the program compiles (the series of `#[instrumented]` call sites, a
+    /// label set made only of enums): the cardinality guard neither folds nor
+    /// truncates it, whatever the policy says, since every series it can have
+    /// is written in the code.
+    pub fn bounded_family(&self, descriptor: &Descriptor) -> Result<Arc<Family>, Error> {
+        self.bounded_family_with_layout(descriptor, None)
+    }
+
+    /// [`bounded_family`](Self::bounded_family) with the bucket layout of
+    /// [`family_with_layout`](Self::family_with_layout).
+    pub fn bounded_family_with_layout(
+        &self,
+        descriptor: &Descriptor,
+        layout: Option<Layout>,
+    ) -> Result<Arc<Family>, Error> {
+        let family = self.family_with_layout(descriptor, layout)?;
+        if !family.bounded.swap(true, Ordering::Relaxed) {
+            family.apply(&read(&self.policy));
+        }
         Ok(family)
     }
 
@@ -392,29 +429,54 @@ impl Registry {
     }
 
     /// Sets the histogram layouts: `default` for every histogram family,
-    /// `per_metric` overriding it by exact name.
+    /// `per_metric` overriding it by exact name. Returns how many observations
+    /// were recorded under a previous layout.
     ///
-    /// A family that already holds series under another layout keeps it and
-    /// the call fails: observations cannot be re-bucketed after the fact.
-    pub fn set_layouts(&self, default: Layout, per_metric: HashMap<String, Layout>) -> Result<(), Error> {
+    /// Every family keeps one layout, whatever the start-up order. Families
+    /// and series created from now on get the new layouts; a histogram that
+    /// already exists is re-laid (see [`Histogram`]): nothing it counted is
+    /// lost, and what it counted before is read into the first new bucket at
+    /// or above its old bucket's bound. The whole change happens under the
+    /// locks that creating a family or a series takes, so a first call racing
+    /// it gets one layout or the other, never a mix. Layouts change at most
+    /// once after a histogram was used ([`Error::LayoutAfterUse`] after that).
+    pub fn set_layouts(&self, default: Layout, per_metric: HashMap<String, Layout>) -> Result<u64, Error> {
         let layouts = Layouts {
             default: Arc::new(default),
             per_metric: per_metric.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         };
-        let families = read(&self.families);
+        // Held throughout: no family is created while layouts change.
+        let families = write(&self.families);
         let configurable = |f: &&Arc<Family>| f.descriptor.kind == MetricKind::Histogram && !f.fixed_layout;
+        // Checked before anything changes, so a refusal leaves every layout as it was.
         for family in families.iter().filter(configurable) {
             let wanted = layouts.for_metric(&family.descriptor.name);
-            let current = read(&family.layout).clone();
-            if *current != *wanted && !read(&family.series).list.is_empty() {
+            let table = read(&family.series);
+            let relaid_twice =
+                table.list.iter().chain(&table.overflow).any(
+                    |series| matches!(series.cell(), Cell::Histogram(h) if h.is_relaid() && **h.layout() != *wanted),
+                );
+            if relaid_twice {
                 return Err(Error::LayoutAfterUse { metric: family.descriptor.name.to_string() });
             }
         }
+        let mut moved = 0;
         for family in families.iter().filter(configurable) {
-            *write(&family.layout) = layouts.for_metric(&family.descriptor.name);
+            let wanted = layouts.for_metric(&family.descriptor.name);
+            // Held while the family's layout and its series change: no series
+            // is created in between.
+            let table = write(&family.series);
+            for series in table.list.iter().chain(&table.overflow) {
+                if let Cell::Histogram(histogram) = series.cell() {
+                    moved += histogram
+                        .relay(wanted.clone())
+                        .map_err(|()| Error::LayoutAfterUse { metric: family.descriptor.name.to_string() })?;
+                }
+            }
+            *write(&family.layout) = wanted;
         }
         *write(&self.layouts) = layouts;
-        Ok(())
+        Ok(moved)
     }
 
     /// Sets the cardinality policy of every family, present and future. A

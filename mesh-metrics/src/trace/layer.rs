@@ -45,8 +45,12 @@ pub struct TraceIdLayer {
 struct SpanTraceId(TraceId);
 
 thread_local! {
-    /// The IDs that were current before each traced span was entered.
-    static PREVIOUS: RefCell<Vec<Option<TraceId>>> = const { RefCell::new(Vec::new()) };
+    /// For each traced span entered on this thread, innermost last: the span
+    /// and the ID that was current before it was entered. An exit restores
+    /// only an entry its own enter pushed, so a `trace_id` recorded on a span
+    /// after it was entered (it was not traced at its enter) cannot pop
+    /// another span's entry.
+    static PREVIOUS: RefCell<Vec<(Id, Option<TraceId>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<S> Layer<S> for TraceIdLayer
@@ -77,12 +81,15 @@ where
             return;
         };
         let previous = replace(Some(trace_id));
-        let _ = PREVIOUS.try_with(|stack| stack.borrow_mut().push(previous));
+        let _ = PREVIOUS.try_with(|stack| stack.borrow_mut().push((id.clone(), previous)));
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let traced = ctx.span(id).is_some_and(|span| span.extensions().get::<SpanTraceId>().is_some());
-        if traced && let Ok(Some(previous)) = PREVIOUS.try_with(|stack| stack.borrow_mut().pop()) {
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let popped = PREVIOUS.try_with(|stack| {
+            let mut stack = stack.borrow_mut();
+            if stack.last().is_some_and(|(entered, _)| entered == id) { stack.pop() } else { None }
+        });
+        if let Ok(Some((_, previous))) = popped {
             replace(previous);
         }
     }
@@ -154,5 +161,26 @@ mod tests {
             assert_eq!(current(), Some(outer), "an invalid field is ignored, not half-parsed");
         });
         assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn a_trace_id_recorded_after_enter_leaves_the_outer_span_in_place() {
+        let subscriber = tracing_subscriber::registry().with(TraceIdLayer::default());
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
+            let request = tracing::info_span!("request", trace_id = %outer);
+            let _request = request.enter();
+            {
+                let late = tracing::info_span!("late", trace_id = tracing::field::Empty);
+                let entered = late.enter();
+                late.record("trace_id", "0af7651916cd43dd8448eb211c80319c");
+                drop(entered);
+                assert_eq!(current(), Some(outer), "the exit of `late` must not pop `request`'s entry");
+            }
+            let child = tracing::info_span!("child");
+            let _child = child.enter();
+            assert_eq!(current(), Some(outer));
+        });
+        assert_eq!(current(), None, "every entry was restored");
     }
 }
