@@ -7,7 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![deny(clippy::arithmetic_side_effects)]
 
-use mesh_metrics::instrumented;
+use mesh_metrics::{Metrics as _, instrumented};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Failure;

@@ -100,7 +100,7 @@ pub use error::Error;
 pub use exporter::{DEFAULT_LISTEN, Exporter, ExporterBuilder, ExporterHandle};
 pub use instrument::Status;
 pub use labels::{LabelSet, LabelValue};
-pub use metric::{Counter, Gauge, Histogram};
+pub use metric::{Counter, Gauge, Histogram, Metrics};
 pub use registry::Snapshot;
 pub use render::{render_classic, render_openmetrics};
 

@@ -401,6 +401,22 @@ impl Histogram<()> {
     }
 }
 
+/// A struct of typed metrics, registered together: what
+/// `#[derive(Metrics)]` implements. A trait rather than inherent fns, so a
+/// struct can have a `register` of its own; bring it in scope with
+/// `use mesh_metrics::Metrics;` (the same import as the derive).
+pub trait Metrics: Sized {
+    /// Registers every metric of the struct in the process-wide registry
+    /// (once: registering again returns the same series). A name registered
+    /// before with another type, label set, unit or buckets is an error.
+    fn register() -> Result<Self, Error> {
+        Self::register_in(registry::global())
+    }
+
+    /// [`register`](Self::register) into a registry of your own.
+    fn register_in(registry: &Registry) -> Result<Self, Error>;
+}
+
 /// Registration of a `#[derive(Metrics)]` field, whatever its type.
 pub trait Register: Sized {
     /// Registers the metric `def` describes in `registry`.

@@ -50,6 +50,15 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     if fields.named.is_empty() {
         errors.add(ident, "a label set needs at least one field; for a metric without labels write `Counter` (that is, `Counter<()>`)");
     }
+    let mut krate: Option<syn::Path> = None;
+    super::nested(&input.attrs, "label", &mut errors, |meta| {
+        if meta.path.is_ident("crate") {
+            krate = Some(super::crate_value(meta)?);
+            Ok(())
+        } else {
+            Err(meta.error("on the struct, #[label(...)] takes `crate = path`"))
+        }
+    });
     let mut labels: Vec<Label> = Vec::new();
     for field in &fields.named {
         let Some(field_ident) = &field.ident else { continue };
@@ -120,7 +129,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         labels.push(Label { field: field_ident.clone(), ty: field.ty.clone(), name, kind });
     }
     errors.finish()?;
-    Ok(implementation(ident, &labels))
+    Ok(implementation(ident, &labels, &super::runtime(krate)))
 }
 
 /// The kind a field's type implies, when the type says so on its own;
@@ -150,8 +159,8 @@ fn classify(ty: &Type) -> Option<Kind> {
     }
 }
 
-fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
-    let label_value = quote!(::mesh_metrics::LabelValue);
+fn implementation(ident: &syn::Ident, labels: &[Label], krate: &TokenStream) -> TokenStream {
+    let label_value = quote!(#krate::LabelValue);
     let option = quote!(::core::option::Option);
     let names = labels.iter().map(|label| &label.name);
     let enumerable: Vec<&Label> = labels.iter().filter(|label| matches!(label.kind, Kind::Enumerable)).collect();
@@ -167,7 +176,7 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
         total
     }};
     let cardinality = if statics.is_empty() && !unbounded { product.clone() } else { quote!(#option::None) };
-    let max_static = quote!(::mesh_metrics::labels::MAX_STATIC_FIELDS);
+    let max_static = quote!(#krate::labels::MAX_STATIC_FIELDS);
     let static_count = statics.len();
     let indexed = if unbounded {
         quote!(#option::None)
@@ -219,7 +228,7 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
             }
             Kind::Static => quote! { let #local: &str = self.#field; },
             Kind::Unbounded => quote_spanned! {ty.span()=>
-                let #local = ::mesh_metrics::labels::UnboundedLabel::label_value(&self.#field);
+                let #local = #krate::labels::UnboundedLabel::label_value(&self.#field);
                 let #local: &str = &#local;
             },
         }
@@ -227,7 +236,7 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
 
     quote! {
         #[automatically_derived]
-        impl ::mesh_metrics::LabelSet for #ident {
+        impl #krate::LabelSet for #ident {
             const NAMES: &'static [&'static str] = &[#(#names),*];
             const CARDINALITY: #option<usize> = #cardinality;
             const INDEXED: #option<usize> = #indexed;
@@ -243,19 +252,19 @@ fn implementation(ident: &syn::Ident, labels: &[Label]) -> TokenStream {
             }
 
             #[inline]
-            fn statics(&self) -> ::mesh_metrics::labels::StaticValues {
+            fn statics(&self) -> #krate::labels::StaticValues {
                 #[allow(unused_mut)]
-                let mut values: ::mesh_metrics::labels::StaticValues = [""; #max_static];
+                let mut values: #krate::labels::StaticValues = [""; #max_static];
                 #(#static_values)*
                 values
             }
 
             #[allow(unused_mut, unused_variables)]
-            fn values_at(index: usize, statics: &::mesh_metrics::labels::StaticValues) -> ::std::vec::Vec<&'static str> {
+            fn values_at(index: usize, statics: &#krate::labels::StaticValues) -> ::std::vec::Vec<&'static str> {
                 #values_at
             }
 
-            fn with_values<R>(&self, f: impl ::core::ops::FnOnce(&[&str]) -> R) -> R {
+            fn with_values<__MeshR>(&self, f: impl ::core::ops::FnOnce(&[&str]) -> __MeshR) -> __MeshR {
                 #(#values)*
                 f(&[#(#locals),*])
             }

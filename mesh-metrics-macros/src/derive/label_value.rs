@@ -23,8 +23,12 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         errors.add(&input.generics, "a label value enum cannot be generic");
     }
     let mut rename_all: Option<LitStr> = None;
+    let mut krate: Option<syn::Path> = None;
     nested(&input.attrs, "label", &mut errors, |meta| {
-        if meta.path.is_ident("rename_all") {
+        if meta.path.is_ident("crate") {
+            krate = Some(super::crate_value(meta)?);
+            Ok(())
+        } else if meta.path.is_ident("rename_all") {
             let rule = string_value(meta)?;
             if convert("Probe", &rule.value()).is_none() {
                 return Err(syn::Error::new_spanned(&rule, format!("unknown rename rule; use one of {RENAME_RULES}")));
@@ -32,7 +36,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             rename_all = Some(rule);
             Ok(())
         } else {
-            Err(meta.error("on the enum, #[label(...)] takes `rename_all = \"...\"`"))
+            Err(meta.error("on the enum, #[label(...)] takes `rename_all = \"...\"` and `crate = path`"))
         }
     });
     if data.variants.is_empty() {
@@ -76,9 +80,10 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let strings = values.iter().map(|(_, value)| value);
     let indices = values.iter().enumerate().map(|(index, (variant, _))| quote!(Self::#variant => #index));
     let names = values.iter().map(|(variant, value)| quote!(Self::#variant => #value));
+    let krate = super::runtime(krate);
     Ok(quote! {
         #[automatically_derived]
-        impl ::mesh_metrics::LabelValue for #ident {
+        impl #krate::LabelValue for #ident {
             const VALUES: &'static [&'static str] = &[#(#strings),*];
 
             #[inline]

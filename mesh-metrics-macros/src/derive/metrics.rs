@@ -5,7 +5,7 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use super::{nested, string_value};
+use super::{crate_value, nested, runtime, string_value};
 use crate::names::{self, Errors, unraw};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,12 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         );
     }
     let mut prefix: Option<LitStr> = None;
+    let mut krate: Option<syn::Path> = None;
     nested(&input.attrs, "metrics", &mut errors, |meta| {
-        if meta.path.is_ident("prefix") {
+        if meta.path.is_ident("crate") {
+            krate = Some(crate_value(meta)?);
+            Ok(())
+        } else if meta.path.is_ident("prefix") {
             let value = string_value(meta)?;
             if !names::is_metric_name(&value.value()) {
                 return Err(syn::Error::new_spanned(
@@ -62,7 +66,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             prefix = Some(value);
             Ok(())
         } else {
-            Err(meta.error("#[metrics(...)] takes `prefix = \"...\"`"))
+            Err(meta.error("#[metrics(...)] takes `prefix = \"...\"` and `crate = path`"))
         }
     });
 
@@ -144,7 +148,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         });
     }
     errors.finish()?;
-    Ok(implementation(ident, &metrics))
+    Ok(implementation(ident, &metrics, &runtime(krate)))
 }
 
 fn kind_of(ty: &syn::Type) -> Option<Kind> {
@@ -217,7 +221,7 @@ fn bounds(array: &syn::ExprArray) -> syn::Result<Vec<f64>> {
     Ok(bounds)
 }
 
-fn implementation(ident: &syn::Ident, metrics: &[Metric]) -> TokenStream {
+fn implementation(ident: &syn::Ident, metrics: &[Metric], krate: &TokenStream) -> TokenStream {
     let fields = metrics.iter().map(|metric| {
         let Metric { field, ty, name, help, unit, buckets } = metric;
         let unit = match unit {
@@ -229,27 +233,18 @@ fn implementation(ident: &syn::Ident, metrics: &[Metric]) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            #field: <#ty as ::mesh_metrics::metric::Register>::register(
-                registry,
-                &::mesh_metrics::metric::MetricDef { name: #name, help: #help, unit: #unit, buckets: #buckets },
+            #field: <#ty as #krate::metric::Register>::register(
+                __mesh_registry,
+                &#krate::metric::MetricDef { name: #name, help: #help, unit: #unit, buckets: #buckets },
             )?
         }
     });
     quote! {
         #[automatically_derived]
-        impl #ident {
-            /// Registers every metric of this struct in the process-wide
-            /// registry (once: registering again returns the same series).
-            /// A name registered before with another type, label set, unit
-            /// or buckets is an error.
-            pub fn register() -> ::core::result::Result<Self, ::mesh_metrics::Error> {
-                Self::register_in(::mesh_metrics::registry::global())
-            }
-
-            /// [`register`](Self::register) into a registry of your own.
-            pub fn register_in(
-                registry: &::mesh_metrics::registry::Registry,
-            ) -> ::core::result::Result<Self, ::mesh_metrics::Error> {
+        impl #krate::Metrics for #ident {
+            fn register_in(
+                __mesh_registry: &#krate::registry::Registry,
+            ) -> ::core::result::Result<Self, #krate::Error> {
                 ::core::result::Result::Ok(Self { #(#fields,)* })
             }
         }

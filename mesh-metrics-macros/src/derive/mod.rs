@@ -46,3 +46,14 @@ pub(crate) fn string_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result
         other => Err(syn::Error::new_spanned(other, "write a string literal here, e.g. \"usd\"")),
     }
 }
+
+/// `crate = path` (or a string holding one) on a container attribute: where
+/// the runtime crate is when it is renamed or re-exported.
+pub(crate) fn crate_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    crate::instrumented::args::crate_value(meta)
+}
+
+/// The runtime crate's path: `crate = ...` if given, else `::mesh_metrics`.
+pub(crate) fn runtime(krate: Option<syn::Path>) -> TokenStream {
+    krate.map_or_else(|| quote::quote!(::mesh_metrics), |path| quote::quote!(#path))
+}

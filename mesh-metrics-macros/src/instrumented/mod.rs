@@ -1,6 +1,6 @@
 //! `#[instrumented]`: parse the arguments, find the shape of the item, expand.
 
-mod args;
+pub(crate) mod args;
 mod classify;
 mod expand;
 mod trace_param;

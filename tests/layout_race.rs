@@ -1,0 +1,130 @@
+//! One bucket layout per family whatever the start-up order: calls made
+//! before `install()`, and calls racing it, all end up in the layout the
+//! builder asked for, and none is lost. Also: install names both places when
+//! two instrumented fns record as the same (agent, method).
+//!
+//! Its own test binary: `install()` happens once per process.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mesh_metrics::instrumented;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[instrumented(agent = "layout-race")]
+fn early(n: u64) -> Result<u64, ()> {
+    if n % 3 == 0 { Err(()) } else { Ok(n) }
+}
+
+mod first {
+    #[mesh_metrics::instrumented(agent = "layout-race")]
+    pub fn shared_name() -> u32 {
+        1
+    }
+}
+
+mod second {
+    #[mesh_metrics::instrumented(agent = "layout-race")]
+    pub fn shared_name() -> u32 {
+        2
+    }
+}
+
+/// Keeps the message and fields of every WARN event.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.0.lock().expect("warnings").push(text.0);
+        }
+    }
+}
+
+#[test]
+fn calls_before_and_during_install_end_in_one_layout_with_every_count() {
+    let warnings = Warnings::default();
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
+
+    // Before install: the guide's default buckets.
+    for n in 0..100 {
+        let _ = early(n);
+    }
+    let calls = Arc::new(AtomicU64::new(100));
+    let stop = Arc::new(AtomicBool::new(false));
+    let racers: Vec<_> = (0..3)
+        .map(|_| {
+            let (calls, stop) = (calls.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) || n < 1_000 {
+                    let _ = early(n);
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let exporter = mesh_metrics::Exporter::builder()
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .buckets(&[0.000_001, 0.5, 3.0])
+        .install()
+        .expect("install succeeds after early calls");
+    stop.store(true, Ordering::Relaxed);
+    for racer in racers {
+        racer.join().expect("racer");
+    }
+    assert_eq!(first::shared_name() + second::shared_name(), 3);
+
+    let snapshot = mesh_metrics::snapshot();
+    let series: Vec<_> = snapshot
+        .matching("mcp_mesh_request_duration_seconds", &[("agent", "layout-race"), ("method", "early")])
+        .collect();
+    assert_eq!(series.len(), 1);
+    let buckets =
+        snapshot.buckets("mcp_mesh_request_duration_seconds", &[("agent", "layout-race"), ("method", "early")]);
+    let bounds: Vec<f64> = buckets.iter().map(|(le, _)| *le).collect();
+    assert_eq!(bounds, vec![0.000_001, 0.5, 3.0, f64::INFINITY], "the configured layout, and only it");
+    let total = calls.load(Ordering::Relaxed);
+    assert_eq!(buckets.last().map(|b| b.1), Some(total), "+Inf counts every call, early or racing");
+    let (count, _) =
+        snapshot.histogram("mcp_mesh_request_duration_seconds", &[("agent", "layout-race"), ("method", "early")]);
+    assert_eq!(count, total);
+    let requests: f64 = ["success", "error"]
+        .iter()
+        .map(|status| {
+            snapshot
+                .value("mcp_mesh_requests_total", &[("agent", "layout-race"), ("method", "early"), ("status", status)])
+        })
+        .sum();
+    assert_eq!(requests, total as f64);
+
+    // The exposition has one `le` set for the family.
+    let text = exporter.render();
+    let les: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("mcp_mesh_request_duration_seconds_bucket{"))
+        .filter_map(|line| line.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(les.into_iter().collect::<Vec<_>>(), vec!["+Inf", "0.5", "1e-6", "3"]);
+
+    let warnings = warnings.0.lock().expect("warnings").clone();
+    let relaid: Vec<u64> =
+        warnings.iter().filter_map(|w| w.split("observations=").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    assert_eq!(relaid.len(), 1, "install says how many early observations were re-laid: {warnings:?}");
+    assert!((100..=total).contains(&relaid[0]), "{} re-laid of {total}", relaid[0]);
+    let shared: Vec<&String> = warnings.iter().filter(|w| w.contains("method=\"shared_name\"")).collect();
+    assert_eq!(shared.len(), 1, "one warning for the shared (agent, method): {warnings:?}");
+    assert!(
+        shared[0].contains("layout_race::first::shared_name") && shared[0].contains("layout_race::second::shared_name")
+    );
+}
