@@ -4,10 +4,12 @@
 //! parser of both exposition formats, and child processes that are always
 //! stopped.
 
+pub mod exposition;
 mod tools;
 
 pub use tools::{
-    ChildGuard, Format, ParsedExemplar, ParsedSample, TempDir, percent_encode, strict_parse, strict_parser,
+    ChildGuard, Format, ParsedExemplar, ParsedSample, TempDir, percent_encode, python_parse, strict_parse,
+    strict_parser,
 };
 
 use std::io::{Read, Write};
@@ -84,25 +86,21 @@ fn dechunk(mut rest: &str) -> Option<String> {
     }
 }
 
-/// Whether this run must not skip tests that need external tools.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The path of `tool` (e.g. `promtool`, `prometheus`) if it is installed.
-/// Outside CI a missing tool skips the test with a message saying how to
-/// install it; under `CI=true` it is a failure.
-pub fn required_tool(tool: &str) -> Option<std::path::PathBuf> {
+/// The path of `tool` (e.g. `promtool`, `prometheus`). A missing tool fails
+/// the test with how to install it: tests never skip, and the README's test
+/// command (`bash .ci/test`) installs it.
+pub fn required_tool(tool: &str) -> std::path::PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join(tool))
         .find(|path| path.is_file());
-    if found.is_none() {
-        assert!(!in_ci(), "{tool} is required under CI=true; .ci/run installs it (apt-get install -y prometheus)");
-        eprintln!("skipping: {tool} not found; install it with `apt-get install -y prometheus`");
-    }
-    found
+    found.unwrap_or_else(|| {
+        panic!(
+            "{tool} is required: run the README's test command (bash .ci/test), which installs it, \
+             or `apt-get install -y prometheus`"
+        )
+    })
 }
 
 /// Runs `promtool check metrics` on an exposition: `Err` with the parse error

@@ -22,7 +22,7 @@ fn generated_rules_load_compute_and_alert_as_specified() {
     assert!(yaml.contains("< bool 0.5"), "the health score compares:\n{yaml}");
     assert!(!yaml.contains("< 0.5"), "no filtering comparison:\n{yaml}");
     assert!(!yaml.contains("group_left"), "ratios match one to one:\n{yaml}");
-    let Some(promtool_path) = required_tool("promtool") else { return };
+    let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-rules");
     std::fs::write(dir.path().join("rules.yml"), &yaml).expect("write rules");
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/rules_test.yml");
@@ -42,7 +42,7 @@ fn other_objectives_change_the_thresholds_and_still_load() {
     assert!(yaml.contains("< bool 0.25"), "{yaml}");
     assert!(SloConfig { availability: 1.0, ..SloConfig::default() }.validate().is_err());
     assert!(SloConfig { latency_seconds: f64::NAN, ..SloConfig::default() }.validate().is_err());
-    let Some(promtool_path) = required_tool("promtool") else { return };
+    let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-rules-objectives");
     std::fs::write(dir.path().join("rules.yml"), &yaml).expect("write rules");
     promtool(&promtool_path, &["check", "rules", "rules.yml"], dir.path());
@@ -57,7 +57,7 @@ fn the_prometheus_rule_object_carries_the_same_groups() {
     assert_eq!(parsed["metadata"]["namespace"].as_str(), Some("monitoring"));
     let spec = yaml_serde::to_string(&parsed["spec"]).expect("spec");
     assert_eq!(spec, rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml"));
-    let Some(promtool_path) = required_tool("promtool") else { return };
+    let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-prometheus-rule");
     std::fs::write(dir.path().join("spec.yml"), spec).expect("write spec");
     promtool(&promtool_path, &["check", "rules", "spec.yml"], dir.path());
@@ -112,7 +112,7 @@ fn the_scrape_config_is_valid_with_federation_remote_write_and_shards() {
     assert!(with_kubernetes.contains("kubernetes_sd_configs") && with_kubernetes.contains("job_name: mcp-mesh-agents"));
     assert!(rules::scrape_config(&ScrapeOptions { shard: Some((2, 2)), ..ScrapeOptions::default() }).is_err());
 
-    let Some(promtool_path) = required_tool("promtool") else { return };
+    let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-scrape-config");
     std::fs::write(dir.path().join("prometheus.yml"), yaml).expect("write config");
     let rules_yaml = rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml");

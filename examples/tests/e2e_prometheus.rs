@@ -106,7 +106,7 @@ fn eventually<T>(what: &str, processes: &mut [&mut ChildGuard], mut check: impl 
 
 #[test]
 fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
-    let Some(binary) = required_tool("prometheus") else { return };
+    let binary = required_tool("prometheus");
     let dir = TempDir::new("mesh-metrics-e2e");
     let trace_log = dir.path().join("traceparents.log");
     let (mut demo, target) = start_demo(&trace_log);
