@@ -116,7 +116,20 @@ pub use render::{render_classic, render_openmetrics};
 ///   was on every exit path.
 ///
 /// The function's signature, attributes, docs and behaviour are unchanged:
-/// only its body is wrapped, and a panic keeps unwinding.
+/// only its body is wrapped, and a panic keeps unwinding. How a call is
+/// measured comes from the signature: a fn whose return type is a future
+/// (`impl Future`, `Pin<Box<dyn Future>>`, `BoxFuture`) is measured over the
+/// future it returns, whatever its body looks like; a sync body's every exit
+/// (`return`, also inside macros, `?`, the tail) is classified where it comes
+/// out. Where the return type cannot say whether a value is an error (a type
+/// parameter, an associated type), the macro refuses and asks for `error_if`,
+/// `ok_if` or `infallible`:
+///
+/// ```compile_fail
+/// # use mesh_metrics::instrumented;
+/// #[instrumented(agent = "jobs")] // error: `R` is a type parameter; add error_if, ok_if or infallible
+/// fn run<R>(job: impl FnOnce() -> R) -> R { job() }
+/// ```
 ///
 /// # Arguments
 ///
@@ -127,8 +140,11 @@ pub use render::{render_classic, render_openmetrics};
 /// | `connection_type` | string literal, the gauge's `type` label | `"client"` |
 /// | `error_if` | path of `fn(&Ret) -> bool`: `true` means error | `Err` is an error |
 /// | `ok_if` | path of `fn(&Ret) -> bool`: `true` means success | `Err` is an error |
+/// | `infallible` | (flag) every return is a success (a panic is still an error) | |
 /// | `none_is` | `"success"` or `"error"`, for fns returning `Option` | `"success"` |
+/// | `future` | (flag) the return type is a boxed future under a name the macro does not know | |
 /// | `skip` | (flag) on a fn inside an instrumented impl block: leave it alone | |
+/// | `crate` | path of this crate when renamed or re-exported | `::mesh_metrics` |
 ///
 /// ```
 /// # use mesh_metrics::instrumented;
