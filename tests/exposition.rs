@@ -72,7 +72,9 @@ impl Reader {
                 if !known.contains(&rest) {
                     return Err(format!("unknown type {rest}"));
                 }
-                if self.samples.iter().any(|s| family_of(&s.name, &self.types) == name) {
+                let mut types = self.types.clone();
+                types.insert(name.to_owned(), rest.to_owned());
+                if self.samples.iter().any(|s| family_of(&s.name, &types) == name) {
                     return Err("# TYPE after the family's samples".into());
                 }
                 if self.types.insert(name.to_owned(), rest.to_owned()).is_some() {
@@ -123,7 +125,7 @@ impl Reader {
         let mut fields = rest.strip_prefix(' ').ok_or("a space before the value")?.split(' ');
         let value = parse_value(fields.next().ok_or("a value")?)?;
         if let Some(timestamp) = fields.next() {
-            timestamp.parse::<f64>().map_err(|_| format!("bad timestamp {timestamp}"))?;
+            parse_timestamp(timestamp)?;
         }
         if fields.next().is_some() {
             return Err("text after the timestamp".into());
@@ -146,21 +148,33 @@ impl Reader {
         Ok(())
     }
 
-    /// Cumulative buckets that never go down and end at `+Inf == _count`.
+    /// In every histogram family: cumulative buckets that never go down and
+    /// end at `+Inf == _count`. The classic format has a `_count` and a
+    /// `_sum` for each series; OpenMetrics has both or neither (it leaves
+    /// them out of a histogram with negative observations).
     fn check_histograms(&self) -> Result<(), String> {
         let mut buckets: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
         let mut counts: HashMap<String, f64> = HashMap::new();
+        let mut sums: HashSet<String> = HashSet::new();
+        let others = |pairs: &[(String, String)]| pairs.iter().filter(|(k, _)| k != "le").cloned().collect::<Vec<_>>();
         for sample in &self.samples {
-            let others =
-                |pairs: &[(String, String)]| pairs.iter().filter(|(k, _)| k != "le").cloned().collect::<Vec<_>>();
-            if let Some(family) = sample.name.strip_suffix("_bucket") {
-                let le = sample.label_pairs.iter().find(|(k, _)| k == "le").ok_or("a bucket without le")?;
-                let key = format!("{family}{:?}", others(&sample.label_pairs));
-                buckets.entry(key).or_default().push((parse_value(&le.1)?, sample.value));
-            } else if let Some(family) = sample.name.strip_suffix("_count")
-                && self.types.get(family).is_some_and(|t| t == "histogram")
-            {
-                counts.insert(format!("{family}{:?}", others(&sample.label_pairs)), sample.value);
+            let family = family_of(&sample.name, &self.types);
+            if self.types.get(family).is_none_or(|kind| kind != "histogram") {
+                continue;
+            }
+            let series = format!("{family}{:?}", others(&sample.label_pairs));
+            match &sample.name[family.len()..] {
+                "_bucket" => {
+                    let le = sample.label_pairs.iter().find(|(k, _)| k == "le").ok_or("a bucket without le")?;
+                    buckets.entry(series).or_default().push((parse_value(&le.1)?, sample.value));
+                }
+                "_count" => {
+                    counts.insert(series, sample.value);
+                }
+                "_sum" => {
+                    sums.insert(series);
+                }
+                _ => {}
             }
         }
         for (series, mut list) in buckets {
@@ -169,10 +183,18 @@ impl Reader {
                 return Err(format!("{series}: buckets go down"));
             }
             let inf = list.last().filter(|(le, _)| *le == f64::INFINITY).ok_or(format!("{series}: no +Inf bucket"))?;
-            if let Some(count) = counts.get(&series)
+            let count = counts.get(&series);
+            if let Some(count) = count
                 && *count != inf.1
             {
                 return Err(format!("{series}: +Inf {} is not _count {count}", inf.1));
+            }
+            let optional = self.format == Format::OpenMetrics && count.is_none() && !sums.contains(&series);
+            if !optional && count.is_none() {
+                return Err(format!("{series}: no _count"));
+            }
+            if !optional && !sums.contains(&series) {
+                return Err(format!("{series}: no _sum"));
             }
         }
         Ok(())
@@ -229,9 +251,12 @@ fn parse_exemplar(text: &str, name: &str, kind: &str) -> Result<ParsedExemplar, 
     let mut fields = rest.strip_prefix(' ').ok_or("a space before the exemplar value")?.split(' ');
     let value = parse_value(fields.next().ok_or("an exemplar value")?)?;
     let timestamp = match fields.next() {
-        Some(t) => t.parse::<f64>().map_err(|_| format!("bad exemplar timestamp {t}"))?,
+        Some(t) => parse_timestamp(t)?,
         None => f64::NAN,
     };
+    if fields.next().is_some() {
+        return Err("text after the exemplar's timestamp".into());
+    }
     let trace_id = labels.iter().find(|(k, _)| k == "trace_id").map(|(_, v)| v.clone()).unwrap_or_default();
     Ok(ParsedExemplar { trace_id, value, timestamp })
 }
@@ -298,16 +323,22 @@ fn unescape(text: &str, quotes: bool) -> Result<String, String> {
     Ok(out)
 }
 
+/// A sample value, as Go's `strconv.ParseFloat` (which Prometheus uses)
+/// reads it: `Inf`, `NaN` in any case, with an optional sign on `Inf`.
 fn parse_value(text: &str) -> Result<f64, String> {
-    match text {
-        "+Inf" | "Inf" => Ok(f64::INFINITY),
-        "-Inf" => Ok(f64::NEG_INFINITY),
-        "NaN" => Ok(f64::NAN),
-        _ if text.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => {
-            Err(format!("bad value {text}"))
-        }
+    let lower = text.to_ascii_lowercase();
+    match lower.as_str() {
+        "+inf" | "inf" | "+infinity" | "infinity" => Ok(f64::INFINITY),
+        "-inf" | "-infinity" => Ok(f64::NEG_INFINITY),
+        "nan" => Ok(f64::NAN),
+        _ if lower.contains(|c: char| c.is_ascii_alphabetic() && c != 'e') => Err(format!("bad value {text}")),
         _ => text.parse::<f64>().map_err(|_| format!("bad value {text}")),
     }
+}
+
+/// A timestamp: a finite number.
+fn parse_timestamp(text: &str) -> Result<f64, String> {
+    text.parse::<f64>().ok().filter(|t| t.is_finite()).ok_or_else(|| format!("bad timestamp {text}"))
 }
 
 fn check_metric_name(name: &str) -> Result<(), String> {
@@ -349,22 +380,46 @@ mod tests {
         let samples = parse(Format::OpenMetrics, om).expect("valid openmetrics");
         assert_eq!(samples[0].exemplar.as_ref().map(|e| e.trace_id.as_str()), Some("ab"));
         let refused = [
-            (Format::OpenMetrics, "# TYPE x counter\nx_total 3\n"),
-            (Format::Classic, "x{a=\"\\t\"} 1\n"),
-            (Format::Classic, "x{a=\"1\",a=\"2\"} 1\n"),
-            (Format::Classic, "x 1\nx 2\n"),
-            (Format::Classic, "x 1\ny 1\nx{a=\"b\"} 1\n"),
-            (Format::Classic, "x 1\n# TYPE x gauge\n"),
-            (Format::Classic, "1x 1\n"),
-            (Format::OpenMetrics, "# TYPE g gauge\ng 1 # {trace_id=\"a\"} 1\n# EOF\n"),
+            (Format::OpenMetrics, "# TYPE x counter\nx_total 3\n", "ends with `# EOF`"),
+            (Format::Classic, "x{a=\"\\t\"} 1\n", "unknown escape"),
+            (Format::Classic, "x{a=\"1\",a=\"2\"} 1\n", "label a twice"),
+            (Format::Classic, "x 1\nx 2\n", "the same series twice"),
+            (Format::Classic, "x 1\ny 1\nx{a=\"b\"} 1\n", "appears in two places"),
+            (Format::Classic, "x 1\n# TYPE x gauge\n", "TYPE after the family's samples"),
+            (Format::OpenMetrics, "x_total 1\n# TYPE x counter\n# EOF\n", "TYPE after the family's samples"),
+            (Format::Classic, "1x 1\n", "bad metric name"),
+            (Format::Classic, "x 1 NaN\n", "bad timestamp"),
+            (Format::OpenMetrics, "# TYPE g gauge\ng 1 # {trace_id=\"a\"} 1\n# EOF\n", "only on a bucket"),
             (
                 Format::OpenMetrics,
-                "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
+                "# TYPE c counter\nc_total 1 # {trace_id=\"a\"} 1 2 3\n# EOF\n",
+                "after the exemplar",
             ),
-            (Format::OpenMetrics, "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 3\n# EOF\n"),
+            (
+                Format::OpenMetrics,
+                "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 0\n# EOF\n",
+                "buckets go down",
+            ),
+            (
+                Format::OpenMetrics,
+                "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 3\nh_sum 0\n# EOF\n",
+                "is not _count",
+            ),
+            (Format::OpenMetrics, "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\n# EOF\n", "no _count"),
+            (Format::Classic, "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\n", "no _count"),
+            (Format::Classic, "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 2\n", "no _sum"),
         ];
-        for (format, text) in refused {
-            assert!(parse(format, text).is_err(), "accepted {text:?}");
+        for (format, text, reason) in refused {
+            match parse(format, text) {
+                Ok(_) => panic!("accepted {text:?}"),
+                Err(error) => assert!(error.contains(reason), "{text:?} refused for {error:?}, not {reason:?}"),
+            }
+        }
+        // Valid text that a looser reading would refuse.
+        let accepted =
+            [(Format::Classic, "# TYPE s3_bucket gauge\ns3_bucket 1\n"), (Format::Classic, "x inf\ny -Inf\nz nan\n")];
+        for (format, text) in accepted {
+            parse(format, text).unwrap_or_else(|e| panic!("refused {text:?}: {e}"));
         }
     }
 }

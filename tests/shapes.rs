@@ -257,3 +257,91 @@ fn a_sync_call_is_timed_over_its_body() {
     assert_eq!(count, 1);
     assert!((sum - 0.04).abs() < 1e-12);
 }
+
+/// Records the order in which guards are dropped.
+struct Noisy(&'static str, Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.1.lock().expect("log").push(self.0);
+    }
+}
+
+#[instrumented(agent = "shape-drops")]
+fn uses_b_before_a(a: Noisy, b: Noisy, _unused: Noisy, (c, _d): (Noisy, u8)) -> usize {
+    let _ = (b.0.len(), a.0.len(), c.0.len());
+    0
+}
+
+fn declared_order(a: Noisy, b: Noisy, _unused: Noisy, (c, _d): (Noisy, u8)) -> usize {
+    let _ = (b.0.len(), a.0.len(), c.0.len());
+    0
+}
+
+#[test]
+fn parameters_drop_in_the_order_the_fn_drops_them() {
+    let run = |f: fn(Noisy, Noisy, Noisy, (Noisy, u8)) -> usize| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noisy = |name| Noisy(name, log.clone());
+        f(noisy("a"), noisy("b"), noisy("unused"), (noisy("c"), 0));
+        log.lock().expect("log").clone()
+    };
+    let plain = run(declared_order);
+    assert_eq!(plain, ["c", "unused", "b", "a"], "what Rust does without the attribute");
+    assert_eq!(run(uses_b_before_a), plain, "the instrumented fn drops its parameters the same way");
+}
+
+struct Cache {
+    last: Result<u32, String>,
+    found: Option<u32>,
+}
+
+#[instrumented(agent = "shape-refs", none_is = "error")]
+impl Cache {
+    pub fn last(&self) -> &Result<u32, String> {
+        &self.last
+    }
+
+    pub fn found(&mut self) -> &mut Option<u32> {
+        &mut self.found
+    }
+}
+
+#[test]
+fn a_result_or_option_behind_a_reference_is_classified_by_what_it_holds() {
+    let mut cache = Cache { last: Err("stale".into()), found: None };
+    assert!(cache.last().is_err());
+    cache.last = Ok(1);
+    assert!(cache.last().is_ok());
+    assert!(cache.found().is_none());
+    *cache.found() = Some(2);
+    assert!(cache.found().is_some());
+    assert_eq!(statuses("shape-refs", "last"), [1.0, 1.0, 0.0]);
+    // `*cache.found() = Some(2)` returned `&mut None`: classified as it left.
+    assert_eq!(statuses("shape-refs", "found"), [1.0, 2.0, 0.0]);
+}
+
+#[instrumented(agent = "shape-build-panic")]
+fn builds_then_panics(panic_now: bool) -> impl Future<Output = u32> {
+    assert!(!panic_now, "failed while building the future");
+    async { 1 }
+}
+
+#[tokio::test]
+async fn a_panic_while_building_a_future_is_an_error() {
+    assert!(std::panic::catch_unwind(|| builds_then_panics(true)).is_err(), "the panic keeps unwinding");
+    assert_eq!(builds_then_panics(false).await, 1);
+    assert_eq!(statuses("shape-build-panic", "builds_then_panics"), [1.0, 1.0, 0.0]);
+    assert_eq!(in_flight("shape-build-panic"), 0.0);
+}
+
+#[instrumented(agent = "shape-never")]
+fn never_returns(code: i32) -> ! {
+    std::panic::panic_any(code)
+}
+
+#[test]
+fn a_diverging_fn_is_an_error_when_it_panics() {
+    assert!(std::panic::catch_unwind(|| never_returns(3)).is_err());
+    assert_eq!(statuses("shape-never", "never_returns"), [0.0, 1.0, 0.0]);
+}

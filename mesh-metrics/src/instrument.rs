@@ -249,11 +249,40 @@ pub fn run_sync<R>(
     value
 }
 
-/// Calls `body` once. A closure passed through this is `FnOnce`, so a body
-/// that hands back a borrow of a moved-in `&mut` parameter still compiles.
+/// A fn that returns a future: `body` (the user's body as a closure called
+/// once) builds it, and the future is measured from its first poll. A panic
+/// while building it is a call that failed: `error`, with the time it took.
 #[inline(always)]
-pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
-    body()
+pub fn build_future<T, F, C>(
+    site: &'static CallSite,
+    trace: Option<TraceId>,
+    body: impl FnOnce() -> F,
+    classify: C,
+) -> Instrumented<T, F, C>
+where
+    F: Future<Output = T>,
+    C: Fn(&T) -> Status,
+{
+    let building = BuildGuard { site, trace, started: quanta::Instant::now() };
+    let future = body();
+    std::mem::forget(building);
+    Instrumented::new(site, future, classify, trace)
+}
+
+/// Records a failed call if dropped, which only a panic in the body does.
+struct BuildGuard {
+    site: &'static CallSite,
+    trace: Option<TraceId>,
+    started: quanta::Instant,
+}
+
+impl Drop for BuildGuard {
+    fn drop(&mut self) {
+        if let Some(handles) = self.site.handles() {
+            handles.enter();
+            handles.exit(Status::Error, self.started, self.trace.or_else(trace::current));
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -419,6 +448,33 @@ impl<T> IsOption for Option<T> {
         Option::is_none(self)
     }
 }
+
+/// Picked for a value that is a future (see [`Probe`]), and refused: timing
+/// the call that builds a future says nothing about the work it does.
+pub trait FutureStatus<T: ?Sized> {
+    /// Never compiles: `T` is a future.
+    fn __mesh_status(&self) -> Status
+    where
+        T: NotAFuture;
+}
+
+impl<T: IntoFuture> FutureStatus<T> for Probe<'_, T> {
+    fn __mesh_status(&self) -> Status
+    where
+        T: NotAFuture,
+    {
+        Status::Success
+    }
+}
+
+/// Implemented by no type: the bound that makes [`FutureStatus`] a compile
+/// error that says what to write.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a future, but #[instrumented] sees a type it does not know as one: it would time building the future, not running it",
+    label = "a future under a name #[instrumented] does not know",
+    note = "if it is a boxed future (`Pin<Box<dyn Future<..>>>` by another name), add `future` to the attribute; else return `impl Future<Output = ..>` or make the fn `async`"
+)]
+pub trait NotAFuture {}
 
 /// The fallback for every other type (see [`Probe`]).
 pub trait OtherStatus {

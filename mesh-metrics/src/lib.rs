@@ -181,8 +181,8 @@ pub fn snapshot() -> Snapshot {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::instrument::{
-        CallGuard, CallSite, Instrumented, IsOption, IsResult, OtherStatus, Probe, Status, TypedStatus, call_once,
-        option_status, result_status, run_sync,
+        CallGuard, CallSite, FutureStatus, Instrumented, IsOption, IsResult, NotAFuture, OtherStatus, Probe, Status,
+        TypedStatus, build_future, option_status, result_status, run_sync,
     };
     pub use linkme;
     pub use std::boxed::Box;

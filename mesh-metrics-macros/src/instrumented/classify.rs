@@ -56,6 +56,9 @@ pub(crate) struct Plan {
     /// generics): the expansion adds an item that fails to compile if it is
     /// one.
     pub(crate) probe: Option<Type>,
+    /// How many references the value is behind (`&Result<..>` is 1): the
+    /// classifier looks through them.
+    pub(crate) derefs: usize,
 }
 
 /// The generic context the macro can see.
@@ -101,26 +104,42 @@ pub(crate) fn plan(site: &Site, sig: &syn::Signature, generics: &Generics<'_>) -
     }
     let none_is = match &site.status {
         StatusRule::ByType { none_is } => *none_is,
-        StatusRule::ErrorIf(path) => return Ok(Plan { shape, outcome: Outcome::ErrorIf(path.clone()), probe: None }),
-        StatusRule::OkIf(path) => return Ok(Plan { shape, outcome: Outcome::OkIf(path.clone()), probe: None }),
-        StatusRule::Infallible => return Ok(Plan { shape, outcome: Outcome::Success, probe: None }),
+        StatusRule::ErrorIf(path) => {
+            return Ok(Plan { shape, outcome: Outcome::ErrorIf(path.clone()), probe: None, derefs: 0 });
+        }
+        StatusRule::OkIf(path) => {
+            return Ok(Plan { shape, outcome: Outcome::OkIf(path.clone()), probe: None, derefs: 0 });
+        }
+        StatusRule::Infallible => return Ok(Plan { shape, outcome: Outcome::Success, probe: None, derefs: 0 }),
     };
     let Some(value_ty) = value_ty else {
         // A user-marked future: its output is classified by type where the fn
         // is defined, which is sound only if the declared type is concrete.
         check_concrete(&declared, generics, "the future's output")?;
         let probe = needs_probe(&declared, generics).then(|| declared.clone());
-        return Ok(Plan { shape, outcome: Outcome::ByType(none_is), probe });
+        return Ok(Plan { shape, outcome: Outcome::ByType(none_is), probe, derefs: 0 });
     };
-    let outcome = outcome_of(&value_ty, none_is, generics)?;
-    let probe = matches!(outcome, Outcome::ByType(_)) && needs_probe(&value_ty, generics);
-    Ok(Plan { shape, outcome, probe: probe.then_some(value_ty) })
+    let (value_ty, derefs) = behind_references(&value_ty);
+    let outcome = outcome_of(value_ty, none_is, generics)?;
+    let probe = matches!(outcome, Outcome::ByType(_)) && needs_probe(value_ty, generics);
+    Ok(Plan { shape, outcome, probe: probe.then(|| value_ty.clone()), derefs })
+}
+
+/// The type behind any references (and brackets), and how many references.
+fn behind_references(ty: &Type) -> (&Type, usize) {
+    match ty {
+        Type::Paren(inner) => behind_references(&inner.elem),
+        Type::Group(inner) => behind_references(&inner.elem),
+        Type::Reference(reference) => {
+            let (inner, derefs) = behind_references(&reference.elem);
+            (inner, derefs + 1)
+        }
+        other => (other, 0),
+    }
 }
 
 fn outcome_of(ty: &Type, none_is: NoneIs, generics: &Generics<'_>) -> syn::Result<Outcome> {
     match ty {
-        Type::Paren(inner) => return outcome_of(&inner.elem, none_is, generics),
-        Type::Group(inner) => return outcome_of(&inner.elem, none_is, generics),
         Type::Never(_) | Type::ImplTrait(_) => return Ok(Outcome::Success),
         Type::Tuple(tuple) if tuple.elems.is_empty() => return Ok(Outcome::Success),
         Type::Path(path) if path.qself.is_none() => match last_ident(&path.path).as_deref() {
@@ -241,6 +260,7 @@ fn needs_probe(ty: &Type, generics: &Generics<'_>) -> bool {
         "bool", "char", "str", "String", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128",
         "isize", "f32", "f64", "Self",
     ];
+    let (ty, _) = behind_references(ty);
     let Type::Path(path) = ty else { return false };
     let Some(first) = path.path.segments.first() else { return false };
     let mentions_self = quote!(#ty).into_iter().any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "Self"));

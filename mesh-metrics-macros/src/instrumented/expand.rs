@@ -5,7 +5,7 @@
 //! attributes, docs, visibility, generics, signature and return type as written.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, ImplItem, ItemFn, ItemImpl, ReturnType, Type};
 
@@ -135,7 +135,14 @@ fn instrument_block(
     let plan = classify::plan(site, sig, generics)?;
     let krate = &site.krate;
     let private = quote!(#krate::__private);
-    if let Some(track_caller) = attrs.iter().find(|attr| attr.path().is_ident("track_caller"))
+    let is_track_caller = |attr: &&syn::Attribute| {
+        attr.path().is_ident("track_caller")
+            || (attr.path().is_ident("cfg_attr") && {
+                let tokens = attr.meta.to_token_stream().to_string();
+                tokens.split(|c: char| !c.is_alphanumeric() && c != '_').any(|word| word == "track_caller")
+            })
+    };
+    if let Some(track_caller) = attrs.iter().find(is_track_caller)
         && !matches!(plan.shape, Shape::Async)
     {
         return Err(syn::Error::new_spanned(
@@ -144,7 +151,8 @@ fn instrument_block(
              wrong location; remove one of the two attributes",
         ));
     }
-    let trace = trace_param::take(sig)?.map(|ident| {
+    let trace_ident = trace_param::take(sig)?;
+    let trace = trace_ident.as_ref().map(|ident| {
         quote_spanned! {ident.span()=>
             let __mesh_trace = #krate::trace::AsTraceId::as_trace_id(&#ident);
         }
@@ -162,7 +170,8 @@ fn instrument_block(
                     quote!(#ty)
                 }
             };
-            let classify = classifier(&plan.outcome, &private);
+            let classify = classifier(&plan, &private);
+            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
             quote! {{
                 #statics
                 #probe
@@ -175,14 +184,11 @@ fn instrument_block(
                 ReturnType::Type(_, ty) if !contains_impl_trait(ty) => Some(quote!(-> #ty)),
                 _ => None,
             };
-            let classify = classifier(&plan.outcome, &private);
+            let classify = classifier(&plan, &private);
+            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
+            // A panic while the future is built is a call that failed.
             let instrumented = quote! {
-                #private::Instrumented::new(
-                    &__MESH_SITE,
-                    #private::call_once(move || #annotation #inner),
-                    #classify,
-                    #source,
-                )
+                #private::build_future(&__MESH_SITE, #source, move || #annotation #inner, #classify)
             };
             let instrumented = if boxed { quote!(#private::Box::pin(#instrumented)) } else { instrumented };
             quote! {{
@@ -200,7 +206,8 @@ fn instrument_block(
                     quote!(-> #ty)
                 }
             };
-            let classify = classifier(&plan.outcome, &private);
+            let classify = classifier(&plan, &private);
+            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
             quote! {{
                 #statics
                 #probe
@@ -306,11 +313,55 @@ fn contains_impl_trait(ty: &Type) -> bool {
     any_impl(quote!(#ty))
 }
 
-/// A closure from a reference to the value to its status.
-fn classifier(outcome: &Outcome, private: &TokenStream) -> TokenStream {
+/// The body, starting with `let a = a;` for each parameter binding in
+/// declaration order: the closure (or async block) then takes every
+/// parameter whole, and drops them in reverse declaration order when the body
+/// ends, as the fn did (`self`, captured as a whole, drops last, as before).
+/// The compiler's own `async fn` lowering does the same.
+///
+/// A `mut` on a parameter moves to its rebinding (it is part of the pattern,
+/// not of the fn's type, so callers see no change).
+///
+/// The `#[trace_id]` parameter was read before the body, so it is used even
+/// when the body does not mention it.
+fn rebinding_params(sig: &mut syn::Signature, mut body: Block, trace: Option<&syn::Ident>) -> Block {
+    /// Collects the bindings, and moves their `mut` to the rebinding.
+    struct Bindings(Vec<syn::PatIdent>);
+    impl syn::visit_mut::VisitMut for Bindings {
+        fn visit_pat_ident_mut(&mut self, binding: &mut syn::PatIdent) {
+            if binding.by_ref.is_none() && binding.ident != "self" {
+                self.0.push(binding.clone());
+                binding.mutability = None;
+            }
+            syn::visit_mut::visit_pat_ident_mut(self, binding);
+        }
+    }
+    let mut bindings = Bindings(Vec::new());
+    for input in &mut sig.inputs {
+        if let syn::FnArg::Typed(typed) = input {
+            syn::visit_mut::VisitMut::visit_pat_mut(&mut bindings, &mut typed.pat);
+        }
+    }
+    let rebinds = bindings.0.into_iter().map(|binding| -> syn::Stmt {
+        let (mutability, ident) = (&binding.mutability, &binding.ident);
+        let read_before = (Some(ident) == trace).then(|| quote!(#[allow(unused_variables)]));
+        syn::parse_quote_spanned! {ident.span()=>
+            #[allow(clippy::redundant_locals)]
+            #read_before
+            let #mutability #ident = #ident;
+        }
+    });
+    body.stmts.splice(0..0, rebinds);
+    body
+}
+
+/// A closure from a reference to the value to its status; it looks through
+/// the references the value is behind.
+fn classifier(plan: &super::classify::Plan, private: &TokenStream) -> TokenStream {
     let status = quote!(#private::Status);
     let value = quote!(__mesh_ret);
-    let body = match outcome {
+    let derefs = (0..plan.derefs).map(|_| quote!(let #value = &**#value;));
+    let body = match &plan.outcome {
         Outcome::Success => quote!({ let _ = #value; #status::Success }),
         Outcome::Result => quote!(#private::result_status(#value)),
         Outcome::Option(none_is) => {
@@ -321,7 +372,7 @@ fn classifier(outcome: &Outcome, private: &TokenStream) -> TokenStream {
             let none_is_error = *none_is == NoneIs::Error;
             quote! {{
                 #[allow(unused_imports)]
-                use #private::{OtherStatus as _, TypedStatus as _};
+                use #private::{FutureStatus as _, OtherStatus as _, TypedStatus as _};
                 (&#private::Probe(#value, #none_is_error)).__mesh_status()
             }}
         }
@@ -332,5 +383,5 @@ fn classifier(outcome: &Outcome, private: &TokenStream) -> TokenStream {
             if #predicate(#value) { #status::Success } else { #status::Error }
         },
     };
-    quote!(|#value| #body)
+    quote!(|#value| { #(#derefs)* #body })
 }

@@ -4,7 +4,7 @@
 //! and Prometheus tolerates a histogram's `_sum` being a few observations ahead
 //! of or behind its buckets, as every client library's histograms are.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
@@ -156,6 +156,17 @@ struct HistogramState {
     layout: Arc<Layout>,
     /// One exemplar per bucket, allocated by the first traced observation.
     exemplars: Slots,
+    /// The part of the nanosecond sum moved out of `sum_nanos`.
+    spilled: Spilled,
+}
+
+/// The nanosecond sum is `spills * SPILL_NANOS + sum_nanos`. A spill moves
+/// `SPILL_NANOS` from `sum_nanos` to `spills`; `generation` is odd while one is
+/// under way (one at a time), so a reader never sees a spill half done.
+#[derive(Debug, Default)]
+struct Spilled {
+    generation: AtomicU64,
+    spills: AtomicU64,
 }
 
 /// Positions in `HistogramState::cells`.
@@ -163,15 +174,15 @@ const SUM_NANOS: usize = 0;
 const SUM_BITS: usize = 1;
 const FIRST_BUCKET: usize = 2;
 
-/// When the exact nanosecond sum reaches this (about 292 years of summed
-/// durations, which a busy service reaches in weeks), it is moved into the
-/// `f64` sum, so the integer sum never wraps.
+/// When the exact nanosecond sum reaches this (about 146 years of summed
+/// durations, which a busy service with thousands of calls in flight reaches
+/// in weeks), it is moved into a count of spills, so the sum never wraps.
 const SPILL_NANOS: u64 = 1 << 62;
 
 impl HistogramState {
     fn new(layout: Arc<Layout>) -> Self {
         let cells = (0..FIRST_BUCKET + layout.bounds().len() + 1).map(|_| AtomicU64::new(0)).collect();
-        Self { cells, layout, exemplars: Slots::default() }
+        Self { cells, layout, exemplars: Slots::default(), spilled: Spilled::default() }
     }
 
     /// One per bound, then the `+Inf` bucket.
@@ -192,7 +203,43 @@ impl HistogramState {
     }
 
     fn sum(&self) -> f64 {
-        f64::from_bits(self.cell(SUM_BITS)) + self.cell(SUM_NANOS) as f64 / 1e9
+        f64::from_bits(self.cell(SUM_BITS)) + self.sum_nanos() as f64 / 1e9
+    }
+
+    /// The exact nanosecond sum, read consistently with any spill.
+    fn sum_nanos(&self) -> u128 {
+        let Some(low) = self.cells.get(SUM_NANOS) else { return 0 };
+        let Spilled { generation, spills } = &self.spilled;
+        loop {
+            let before = generation.load(Ordering::SeqCst);
+            if before % 2 == 0 {
+                let total = u128::from(spills.load(Ordering::SeqCst)) * u128::from(SPILL_NANOS)
+                    + u128::from(low.load(Ordering::SeqCst));
+                if generation.load(Ordering::SeqCst) == before {
+                    return total;
+                }
+            }
+            // A spill is a few instructions; wait for it to end.
+            std::thread::yield_now();
+        }
+    }
+
+    /// Moves whole `SPILL_NANOS` out of `sum_nanos`, if no other thread is.
+    #[cold]
+    fn spill(&self, low: &AtomicU64) {
+        let Spilled { generation, spills } = &self.spilled;
+        let current = generation.load(Ordering::SeqCst);
+        if current % 2 == 1
+            || generation.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
+        {
+            return; // another thread is spilling; a later observation retries
+        }
+        // Only the spilling thread subtracts, so this cannot underflow.
+        while low.load(Ordering::SeqCst) >= SPILL_NANOS {
+            low.fetch_sub(SPILL_NANOS, Ordering::SeqCst);
+            spills.fetch_add(1, Ordering::SeqCst);
+        }
+        generation.fetch_add(1, Ordering::SeqCst);
     }
 
     #[inline]
@@ -200,16 +247,13 @@ impl HistogramState {
         let index = self.layout.nanos_bucket(nanos);
         self.bump(index);
         if let Some(sum) = self.cells.get(SUM_NANOS) {
-            // One observation adds at most SPILL_NANOS, so the sum stays below
-            // 2 * SPILL_NANOS < u64::MAX between a crossing and its spill; the
-            // one thread that crosses the mark moves it into the f64 sum.
+            // One observation adds at most SPILL_NANOS, and any observation
+            // that leaves the sum at or past the mark spills it, so the sum
+            // stays far from u64::MAX.
             let nanos = nanos.min(SPILL_NANOS);
             let before = sum.fetch_add(nanos, Relaxed);
-            if before < SPILL_NANOS && before + nanos >= SPILL_NANOS {
-                sum.fetch_sub(SPILL_NANOS, Relaxed);
-                if let Some(bits) = self.cells.get(SUM_BITS) {
-                    add_f64(bits, SPILL_NANOS as f64 / 1e9);
-                }
+            if before.saturating_add(nanos) >= SPILL_NANOS {
+                self.spill(sum);
             }
         }
         index
@@ -316,13 +360,16 @@ impl Histogram {
     }
 
     /// Reads the cumulative bucket counts (one per bound, then `+Inf`) into
-    /// `cumulative`, and returns `(count, sum)`.
-    pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
+    /// `cumulative`, and returns `(count, sum, layout)`: the layout the counts
+    /// were read in, whose bounds are their `le` (a re-lay racing the read
+    /// cannot give counts of one layout and bounds of another).
+    pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64, &Layout) {
         cumulative.clear();
-        let state = self.state();
+        let relaid = self.relaid.get();
+        let state = relaid.map_or(&*self.initial, |state| &**state);
         cumulative.extend(state.buckets().iter().map(|bucket| bucket.load(Relaxed)));
         let mut sum = state.sum();
-        if let Some(current) = self.relaid.get() {
+        if let Some(current) = relaid {
             // Observations made before the re-lay, each in the first bucket of
             // the current layout at or above its old bucket's upper bound.
             let old = &self.initial;
@@ -341,7 +388,7 @@ impl Histogram {
             running = running.wrapping_add(*slot);
             *slot = running;
         }
-        (running, sum)
+        (running, sum, &state.layout)
     }
 
     /// The sum of all observations.
@@ -387,7 +434,7 @@ mod tests {
         assert!(histogram.observe(0.5));
         assert!(!histogram.observe(f64::NAN));
         let mut cumulative = Vec::new();
-        let (count, sum) = histogram.read(&mut cumulative);
+        let (count, sum, _) = histogram.read(&mut cumulative);
         assert_eq!(cumulative, vec![1, 2, 3, 4]);
         assert_eq!(count, 4);
         assert_eq!(sum, 0.5 + 2.010000001);
@@ -405,6 +452,7 @@ mod tests {
         let expected = 400_000.0 * 86_400.0;
         let sum = histogram.sum();
         assert!((sum - expected).abs() / expected < 1e-12, "sum {sum}, expected {expected}");
+        assert_eq!(histogram.initial.sum_nanos(), 400_000 * u128::from(day), "exact in nanoseconds");
         let mut cumulative = Vec::new();
         assert_eq!(histogram.read(&mut cumulative).0, 400_000);
     }
@@ -429,7 +477,8 @@ mod tests {
         assert_eq!(moved, 3);
         histogram.observe_nanos(20_000_000); // le 0.05 in the new layout
         let mut cumulative = Vec::new();
-        let (count, sum) = histogram.read(&mut cumulative);
+        let (count, sum, layout) = histogram.read(&mut cumulative);
+        assert_eq!(layout.bounds(), &[0.05, 0.5]);
         // old 0.01 -> 0.05, old 0.1 -> 0.5, old +Inf -> +Inf, new 0.02 -> 0.05
         assert_eq!(cumulative, vec![2, 3, 4]);
         assert_eq!(count, 4);

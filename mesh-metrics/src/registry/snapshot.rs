@@ -128,8 +128,8 @@ fn value_of(cell: &Cell) -> ValueSnapshot {
         Cell::InFlight(in_flight) => ValueSnapshot::Scalar(in_flight.get() as f64),
         Cell::Histogram(histogram) => {
             let mut cumulative = Vec::new();
-            let (count, sum) = histogram.read(&mut cumulative);
-            let bounds = histogram.layout().bounds().iter().copied().chain([f64::INFINITY]);
+            let (count, sum, layout) = histogram.read(&mut cumulative);
+            let bounds = layout.bounds().iter().copied().chain([f64::INFINITY]);
             ValueSnapshot::Histogram { buckets: bounds.zip(cumulative).collect(), count, sum }
         }
     }

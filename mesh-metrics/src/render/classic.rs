@@ -37,8 +37,8 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
                 Cell::Gauge(gauge) => sample(out, name, "", &labels, None, gauge.get()),
                 Cell::InFlight(in_flight) => sample(out, name, "", &labels, None, in_flight.get() as f64),
                 Cell::Histogram(histogram) => {
-                    let (count, sum) = histogram.read(&mut cumulative);
-                    let bounds = histogram.layout().bounds();
+                    let (count, sum, layout) = histogram.read(&mut cumulative);
+                    let bounds = layout.bounds();
                     for (i, bucket) in cumulative.iter().enumerate() {
                         le.clear();
                         match bounds.get(i) {

@@ -157,8 +157,8 @@ fn write_histogram(
     cumulative: &mut Vec<u64>,
     le: &mut String,
 ) {
-    let (count, sum) = histogram.read(cumulative);
-    let bounds = histogram.layout().bounds();
+    let (count, sum, layout) = histogram.read(cumulative);
+    let bounds = layout.bounds();
     for (i, bucket) in cumulative.iter().enumerate() {
         le.clear();
         match bounds.get(i) {

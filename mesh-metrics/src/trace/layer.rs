@@ -85,11 +85,21 @@ where
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        let popped = PREVIOUS.try_with(|stack| {
+        let restore = PREVIOUS.try_with(|stack| {
             let mut stack = stack.borrow_mut();
-            if stack.last().is_some_and(|(entered, _)| entered == id) { stack.pop() } else { None }
+            let position = stack.iter().rposition(|(entered, _)| entered == id)?;
+            let (_, previous) = stack.remove(position);
+            match stack.get_mut(position) {
+                // Exited out of order, under a span entered after it: that
+                // span now restores what this one would have.
+                Some((_, above)) => {
+                    *above = previous;
+                    None
+                }
+                None => Some(previous),
+            }
         });
-        if let Ok(Some((_, previous))) = popped {
+        if let Ok(Some(previous)) = restore {
             replace(previous);
         }
     }
@@ -161,6 +171,21 @@ mod tests {
             assert_eq!(current(), Some(outer), "an invalid field is ignored, not half-parsed");
         });
         assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn spans_exited_out_of_order_leave_no_stale_id() {
+        let subscriber = tracing_subscriber::registry().with(TraceIdLayer::default());
+        tracing::subscriber::with_default(subscriber, || {
+            let a = tracing::info_span!("a", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
+            let b = tracing::info_span!("b", trace_id = "0af7651916cd43dd8448eb211c80319c");
+            let entered_a = a.enter();
+            let entered_b = b.enter();
+            drop(entered_a); // out of order: `b` is still entered
+            assert_eq!(current().map(|id| id.to_string()).as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+            drop(entered_b);
+            assert_eq!(current(), None, "nothing of `a` is left behind");
+        });
     }
 
     #[test]
