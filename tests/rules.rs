@@ -135,7 +135,13 @@ fn the_dashboard_is_grafana_json_over_the_recording_rules() {
             "Latency heatmap",
             "In flight",
             "Top agents by request rate",
-            "Cardinality overflow"
+            "Cardinality overflow",
+            "Process CPU",
+            "Process resident memory",
+            "Process file descriptors",
+            "Process threads",
+            "Runtime workers busy",
+            "Runtime tasks and queue"
         ]
     );
     let exprs: Vec<&str> = panels

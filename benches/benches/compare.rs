@@ -471,6 +471,27 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
+// ------------------------------------------------------------------ scrape-time collectors
+
+/// What the process and tokio collectors add to a scrape, against the render
+/// of 1,000 counter series measured in the same group (the baseline).
+fn collectors(c: &mut Criterion) {
+    let mut group = c.benchmark_group("collectors");
+    group.sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    let baseline = mesh_counters(1_000, false);
+    group.bench_function("baseline_render_classic_1000_counters", |b| {
+        b.iter(|| mesh_metrics::render_classic(&baseline))
+    });
+    let registry = Registry::new();
+    group.bench_function("process", |b| b.iter(|| mesh_metrics::collect::collect_process(&registry)));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("a 2-worker runtime");
+    let handle = runtime.handle().clone();
+    group.bench_function("tokio_runtime_2_workers", |b| {
+        b.iter(|| mesh_metrics::collect::collect_runtime(&registry, "main", &handle))
+    });
+    group.finish();
+}
+
 // ------------------------------------------------------------------ the endpoint
 
 /// The guide's load test as a timing: 1,000 concurrent scrapes, each over its
@@ -565,5 +586,5 @@ fn memory(_: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, memory, record, business, render, endpoint);
+criterion_group!(benches, memory, record, business, render, collectors, endpoint);
 criterion_main!(benches);

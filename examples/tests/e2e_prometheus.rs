@@ -177,6 +177,24 @@ fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
     });
     assert_eq!(currencies, 3);
 
+    // The process and runtime metrics every Prometheus client exports: the
+    // demo's CPU use shows as a rate, and its runtime's workers are there.
+    let cpu = eventually("process CPU rate", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "rate(process_cpu_seconds_total{job=\"mesh-demo\"}[1m]) > 0");
+        result.first()?["value"][1].as_str()?.parse::<f64>().ok()
+    });
+    assert!(cpu > 0.0, "the demo uses CPU: {cpu}");
+    let workers = eventually("tokio runtime metrics", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "tokio_workers{job=\"mesh-demo\",runtime=\"main\"}");
+        result.first()?["value"][1].as_str()?.parse::<f64>().ok()
+    });
+    assert!(workers >= 1.0, "the demo's main runtime has workers: {workers}");
+    let busy = eventually("runtime busy ratio rule", &mut [&mut demo, &mut prometheus], || {
+        let result = query(api_addr, "mcp_mesh:tokio_workers_busy:ratio5m{job=\"mesh-demo\"}");
+        result.first()?["value"][1].as_str()?.parse::<f64>().ok()
+    });
+    assert!((0.0..=1.0).contains(&busy), "a busy ratio: {busy}");
+
     // The generated recording rules run on the demo's data, and every query of
     // the generated dashboard is one Prometheus accepts.
     let recorded = eventually("recording rules", &mut [&mut demo, &mut prometheus], || {

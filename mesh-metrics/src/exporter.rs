@@ -44,6 +44,9 @@ impl Exporter {
             any_client: false,
             bearer_token: None,
             limits: http::Limits::default(),
+            process_metrics: true,
+            current_runtime_metrics: true,
+            runtimes: Vec::new(),
         }
     }
 }
@@ -64,9 +67,38 @@ pub struct ExporterBuilder {
     any_client: bool,
     bearer_token: Option<String>,
     limits: http::Limits,
+    process_metrics: bool,
+    current_runtime_metrics: bool,
+    runtimes: Vec<(String, tokio::runtime::Handle)>,
 }
 
 impl ExporterBuilder {
+    /// Whether to export the standard process metrics (`process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, `process_open_fds`, ... as every
+    /// official Prometheus client names them), read from `/proc` at each
+    /// scrape. On by default; on other platforms than Linux there are none.
+    pub fn process_metrics(mut self, enabled: bool) -> Self {
+        self.process_metrics = enabled;
+        self
+    }
+
+    /// Whether to export the metrics of the tokio runtime `install()` is
+    /// called in (`tokio_workers{runtime="main"}`, `tokio_alive_tasks`,
+    /// `tokio_global_queue_depth`, and per worker
+    /// `tokio_worker_busy_seconds_total`, `tokio_worker_parks_total`,
+    /// `tokio_worker_park_unparks_total`), read at each scrape. On by default.
+    pub fn tokio_runtime_metrics(mut self, enabled: bool) -> Self {
+        self.current_runtime_metrics = enabled;
+        self
+    }
+
+    /// Also exports the metrics of the runtime `handle` belongs to, labelled
+    /// `runtime = name` (for example a runtime of its own for the agents).
+    pub fn tokio_runtime(mut self, name: impl Into<String>, handle: tokio::runtime::Handle) -> Self {
+        self.runtimes.push((name.into(), handle));
+        self
+    }
+
     /// Where to serve `/metrics` (default `127.0.0.1:9464`; port 0 picks a free one).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
@@ -258,7 +290,15 @@ impl ExporterBuilder {
             set_agent_info(registry, name, version, capabilities)?;
         }
 
+        let mut runtimes = self.runtimes.clone();
+        if self.current_runtime_metrics
+            && let Ok(current) = tokio::runtime::Handle::try_current()
+            && !runtimes.iter().any(|(name, _)| name == MAIN_RUNTIME)
+        {
+            runtimes.insert(0, (MAIN_RUNTIME.to_owned(), current));
+        }
         let renderer = Arc::new(Renderer {
+            collectors: Collectors { process: self.process_metrics, runtimes },
             registry,
             global: GlobalLabels::new(&self.global_labels),
             facade: facade_handle,
@@ -405,9 +445,31 @@ fn set_agent_info(registry: &Registry, name: &str, version: &str, capabilities: 
     Ok(())
 }
 
+/// The `runtime` label of the runtime `install()` was called in.
+const MAIN_RUNTIME: &str = "main";
+
+/// What is collected at each scrape (see [`crate::collect`]).
+#[derive(Debug)]
+struct Collectors {
+    process: bool,
+    runtimes: Vec<(String, tokio::runtime::Handle)>,
+}
+
+impl Collectors {
+    fn collect(&self, registry: &Registry) {
+        if self.process {
+            crate::collect::collect_process(registry);
+        }
+        for (name, handle) in &self.runtimes {
+            crate::collect::collect_runtime(registry, name, handle);
+        }
+    }
+}
+
 /// Renders mesh-metrics' families followed by the `metrics` facade's.
 #[derive(Debug)]
 pub(crate) struct Renderer {
+    collectors: Collectors,
     registry: &'static Registry,
     global: GlobalLabels,
     facade: PrometheusHandle,
@@ -420,6 +482,7 @@ pub(crate) struct Renderer {
 impl Renderer {
     /// The classic text exposition.
     pub(crate) fn classic(&self) -> String {
+        self.collectors.collect(self.registry);
         guard::publish(self.registry, &self.guard);
         let families = self.registry.families();
         let mut out = render::classic_document(&families, &self.global);
@@ -430,6 +493,7 @@ impl Renderer {
 
     /// The OpenMetrics 1.0.0 exposition, with exemplars.
     pub(crate) fn openmetrics(&self) -> String {
+        self.collectors.collect(self.registry);
         guard::publish(self.registry, &self.guard);
         let facade = self.facade.render();
         let (out, skipped) = render::openmetrics_document(&self.registry.families(), &self.global, Some(&facade));
@@ -529,5 +593,25 @@ impl Drop for ExporterHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collectors_turned_off_collect_nothing_and_on_collect_each_source() {
+        let registry = Registry::new();
+        Collectors { process: false, runtimes: Vec::new() }.collect(&registry);
+        assert!(registry.families().is_empty());
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let collectors = Collectors { process: true, runtimes: vec![("agents".to_owned(), runtime.handle().clone())] };
+        collectors.collect(&registry);
+        let snapshot = registry.snapshot();
+        assert!(snapshot.matching(names::process::CPU_SECONDS_TOTAL, &[]).next().is_some());
+        assert!(snapshot.value(names::process::RESIDENT_MEMORY_BYTES, &[]) > 0.0);
+        assert_eq!(snapshot.value(names::tokio::WORKERS, &[("runtime", "agents")]), 1.0);
     }
 }

@@ -81,6 +81,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod access;
+pub mod collect;
 mod error;
 mod exemplar;
 mod exporter;

@@ -18,6 +18,48 @@ pub const CARDINALITY_OVERFLOW_TOTAL: &str = "mcp_mesh_cardinality_overflow_tota
 /// Gauge of the label sets the cardinality guard admitted, labelled `metric`.
 pub const CARDINALITY_SERIES: &str = "mcp_mesh_cardinality_series";
 
+/// Process metrics, named and measured as client_golang's process collector
+/// does, so dashboards and rules written for any Prometheus client work.
+pub mod process {
+    /// Counter: user and system CPU time, in seconds.
+    pub const CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+    /// Gauge: resident memory, in bytes.
+    pub const RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+    /// Gauge: virtual memory, in bytes.
+    pub const VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
+    /// Gauge: the most virtual memory the process may have, in bytes.
+    pub const VIRTUAL_MEMORY_MAX_BYTES: &str = "process_virtual_memory_max_bytes";
+    /// Gauge: open file descriptors.
+    pub const OPEN_FDS: &str = "process_open_fds";
+    /// Gauge: the most file descriptors the process may open.
+    pub const MAX_FDS: &str = "process_max_fds";
+    /// Gauge: when the process started, in seconds since the Unix epoch.
+    pub const START_TIME_SECONDS: &str = "process_start_time_seconds";
+    /// Gauge: OS threads.
+    pub const THREADS: &str = "process_threads";
+    /// Counter: bytes received on the process's network namespace.
+    pub const NETWORK_RECEIVE_BYTES_TOTAL: &str = "process_network_receive_bytes_total";
+    /// Counter: bytes sent on the process's network namespace.
+    pub const NETWORK_TRANSMIT_BYTES_TOTAL: &str = "process_network_transmit_bytes_total";
+}
+
+/// Tokio runtime metrics from its stable API, labelled `runtime` (and
+/// `worker`).
+pub mod tokio {
+    /// Gauge: worker threads.
+    pub const WORKERS: &str = "tokio_workers";
+    /// Gauge: tasks alive (spawned, not finished).
+    pub const ALIVE_TASKS: &str = "tokio_alive_tasks";
+    /// Gauge: tasks waiting in the global (injection) queue.
+    pub const GLOBAL_QUEUE_DEPTH: &str = "tokio_global_queue_depth";
+    /// Counter: time each worker spent busy, in seconds.
+    pub const WORKER_BUSY_SECONDS_TOTAL: &str = "tokio_worker_busy_seconds_total";
+    /// Counter: times each worker parked (went idle).
+    pub const WORKER_PARKS_TOTAL: &str = "tokio_worker_parks_total";
+    /// Counter: times each worker parked or was unparked.
+    pub const WORKER_PARK_UNPARKS_TOTAL: &str = "tokio_worker_park_unparks_total";
+}
+
 /// The `status` label values of [`REQUESTS_TOTAL`].
 pub const STATUSES: [&str; 3] = ["success", "error", "cancelled"];
 

@@ -1,6 +1,7 @@
 //! A Grafana dashboard over the recording rules: request rate, error ratio,
 //! p50/p95/p99 latency with exemplars, a latency heatmap, calls in flight, the
-//! top agents and the cardinality guard's overflow.
+//! top agents, the cardinality guard's overflow, and a row for each process
+//! and tokio runtime (CPU, memory, file descriptors, threads, busy workers).
 
 use serde::Serialize;
 
@@ -105,7 +106,13 @@ pub fn dashboard() -> Dashboard {
                 "Latency p50 / p95 / p99" => ("timeseries", "s", None),
                 "Latency heatmap" => ("heatmap", "s", Some("heatmap")),
                 "Top agents by request rate" => ("bargauge", "reqps", None),
-                "In flight" | "Cardinality overflow" => ("timeseries", "short", None),
+                "In flight" | "Cardinality overflow" | "Process threads" | "Runtime tasks and queue" => {
+                    ("timeseries", "short", None)
+                }
+                "Process CPU" => ("timeseries", "percentunit", None),
+                "Process resident memory" => ("timeseries", "bytes", None),
+                "Process file descriptors" => ("timeseries", "percent", None),
+                "Runtime workers busy" => ("timeseries", "percentunit", None),
                 _ => ("timeseries", "reqps", None),
             };
             let latency = title.starts_with("Latency");

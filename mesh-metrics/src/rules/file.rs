@@ -97,10 +97,18 @@ pub fn rule_file(config: &SloConfig) -> RuleFile {
             promql::latency_miss_ratio(config.latency_seconds, window),
         ));
     }
+    // Each process and runtime, as scraped (by job and instance).
+    let process = vec![
+        recorded(record::PROCESS_CPU_RATE, promql::process_cpu_rate()),
+        recorded(record::PROCESS_CPU_SATURATION, promql::process_cpu_saturation()),
+        recorded(record::PROCESS_FDS_RATIO, promql::process_fds_ratio()),
+        recorded(record::RUNTIME_BUSY_RATIO, promql::runtime_busy_ratio()),
+    ];
     RuleFile {
         groups: vec![
             group("mcp_mesh.rules", recording),
             group("mcp_mesh.slo", slo),
+            group("mcp_mesh.process", process),
             group("mcp_mesh.alerts", alerts(config)),
         ],
     }
@@ -178,6 +186,33 @@ fn alerts(config: &SloConfig) -> Vec<Rule> {
             "A metric reached its cardinality limit",
             "{{ $labels.metric }} folds new label sets into its otel_metric_overflow series: a label \
              probably carries an unbounded value.",
+        ),
+        alert(
+            "MCPMeshFileDescriptorsExhausting",
+            format!("{} > 0.8", record::PROCESS_FDS_RATIO),
+            "10m",
+            "warning",
+            "A process is running out of file descriptors",
+            "{{ $labels.instance }} has {{ $value | humanizePercentage }} of its file descriptors open; \
+             at the limit it cannot accept connections.",
+        ),
+        alert(
+            "MCPMeshProcessCPUSaturated",
+            format!("{} > 0.9", record::PROCESS_CPU_SATURATION),
+            "15m",
+            "warning",
+            "A process uses nearly all the CPU its runtime has workers for",
+            "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of one core per worker of its \
+             main tokio runtime.",
+        ),
+        alert(
+            "MCPMeshRuntimeBusy",
+            format!("{} > 0.9", record::RUNTIME_BUSY_RATIO),
+            "15m",
+            "warning",
+            "A tokio runtime's workers are busy all the time",
+            "Runtime {{ $labels.runtime }} of {{ $labels.instance }} keeps its workers busy \
+             {{ $value | humanizePercentage }} of the time: tasks wait to be polled.",
         ),
     ]
 }

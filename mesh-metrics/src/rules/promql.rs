@@ -1,6 +1,8 @@
 //! The PromQL, built from the metric names the code records.
 
-use crate::names::{CARDINALITY_OVERFLOW_TOTAL, CONNECTIONS_ACTIVE, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
+use crate::names::{
+    CARDINALITY_OVERFLOW_TOTAL, CONNECTIONS_ACTIVE, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, process, tokio,
+};
 
 /// The recording rules' names.
 pub mod record {
@@ -22,6 +24,15 @@ pub mod record {
     pub const SLO_ERROR_RATIO: &str = "mcp_mesh:slo:error_ratio";
     /// Share of requests slower than the latency objective over a window, by agent.
     pub const SLO_LATENCY_MISS_RATIO: &str = "mcp_mesh:slo:latency_miss_ratio";
+    /// CPU seconds per second of each process, over 5 minutes.
+    pub const PROCESS_CPU_RATE: &str = "mcp_mesh:process_cpu_seconds:rate5m";
+    /// CPU seconds per second over the main runtime's worker count (by
+    /// default, the cores tokio saw): near 1 the process is CPU-bound.
+    pub const PROCESS_CPU_SATURATION: &str = "mcp_mesh:process_cpu:saturation5m";
+    /// Open file descriptors over the limit.
+    pub const PROCESS_FDS_RATIO: &str = "mcp_mesh:process_fds:ratio";
+    /// Share of the time a runtime's workers were busy, over 5 minutes.
+    pub const RUNTIME_BUSY_RATIO: &str = "mcp_mesh:tokio_workers_busy:ratio5m";
 }
 
 /// The windows the burn-rate alerts look at.
@@ -123,7 +134,40 @@ pub fn panel_queries() -> Vec<(&'static str, Vec<(String, String)>)> {
             "Cardinality overflow",
             vec![(format!("sum by (metric) (rate({CARDINALITY_OVERFLOW_TOTAL}[5m]))"), "{{metric}}".to_owned())],
         ),
+        ("Process CPU", vec![(record::PROCESS_CPU_RATE.to_owned(), "{{instance}}".to_owned())]),
+        ("Process resident memory", vec![(process::RESIDENT_MEMORY_BYTES.to_owned(), "{{instance}}".to_owned())]),
+        (
+            "Process file descriptors",
+            vec![(format!("{} * 100", record::PROCESS_FDS_RATIO), "{{instance}} % of limit".to_owned())],
+        ),
+        ("Process threads", vec![(process::THREADS.to_owned(), "{{instance}}".to_owned())]),
+        ("Runtime workers busy", vec![(record::RUNTIME_BUSY_RATIO.to_owned(), "{{instance}} {{runtime}}".to_owned())]),
+        (
+            "Runtime tasks and queue",
+            vec![
+                (tokio::ALIVE_TASKS.to_owned(), "{{instance}} {{runtime}} alive".to_owned()),
+                (tokio::GLOBAL_QUEUE_DEPTH.to_owned(), "{{instance}} {{runtime}} queued".to_owned()),
+            ],
+        ),
     ]
+}
+
+pub(crate) fn process_cpu_rate() -> String {
+    format!("rate({}[5m])", process::CPU_SECONDS_TOTAL)
+}
+
+/// CPU use against the workers of the runtime `install()` ran in.
+pub(crate) fn process_cpu_saturation() -> String {
+    format!("{} / ignoring(runtime) {}{{runtime=\"main\"}}", record::PROCESS_CPU_RATE, tokio::WORKERS)
+}
+
+pub(crate) fn process_fds_ratio() -> String {
+    format!("{} / {}", process::OPEN_FDS, process::MAX_FDS)
+}
+
+/// Busy seconds per second summed over a runtime's workers, over its workers.
+pub(crate) fn runtime_busy_ratio() -> String {
+    format!("sum without (worker) (rate({}[5m])) / {}", tokio::WORKER_BUSY_SECONDS_TOTAL, tokio::WORKERS)
 }
 
 /// A number as the exposition and PromQL both read it.

@@ -1,0 +1,58 @@
+//! Metrics collected when a scrape asks for them, not recorded between
+//! scrapes: the process (CPU, memory, file descriptors, threads, network, as
+//! every official Prometheus client exports them) and tokio runtimes.
+//!
+//! Each collector writes the current values into the registry's families just
+//! before the registry is rendered, so nothing runs between scrapes. The
+//! exporter does this on every scrape; with a server of your own, call
+//! [`collect_process`] and [`collect_runtime`] before
+//! [`render_classic`](crate::render_classic).
+
+mod process;
+mod runtime;
+
+pub use process::{ProcessStats, collect_process};
+pub use runtime::collect_runtime;
+
+use std::borrow::Cow;
+
+use crate::registry::{Cell, Descriptor, MetricKind, Registry};
+
+/// Sets the value of the series `values` of a family with one fixed shape,
+/// creating both as needed. The families are bounded (one series, or one per
+/// runtime worker), so the cardinality guard leaves them alone.
+fn publish(registry: &Registry, descriptor: &Descriptor, values: &[&str], value: f64) {
+    let family = match registry.bounded_family(descriptor) {
+        Ok(family) => family,
+        Err(error) => {
+            tracing::error!(%error, metric = %descriptor.name, "mesh-metrics: cannot publish a collected metric");
+            return;
+        }
+    };
+    // A collected counter is read whole from its source (the kernel, the
+    // runtime): its series holds the value as read, rendered as a counter.
+    if let Ok(series) = family.series(values, |_| Cell::Gauge(Default::default()))
+        && let Cell::Gauge(gauge) = series.cell()
+    {
+        gauge.set(value);
+    }
+}
+
+const fn descriptor(
+    name: &'static str,
+    help: &'static str,
+    kind: MetricKind,
+    label_names: &'static [&'static str],
+    unit: Option<&'static str>,
+) -> Descriptor {
+    Descriptor {
+        name: Cow::Borrowed(name),
+        help: Cow::Borrowed(help),
+        kind,
+        label_names: Cow::Borrowed(label_names),
+        unit: match unit {
+            Some(unit) => Some(Cow::Borrowed(unit)),
+            None => None,
+        },
+    }
+}
