@@ -47,23 +47,26 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
         label_names: std::borrow::Cow::Borrowed(&["id"]),
         unit: None,
     };
+    let exporter = mesh_metrics::Exporter::builder()
+        .listen("127.0.0.1:0".parse().expect("address"))
+        .allow_client("127.0.0.1")
+        .bearer_token(TOKEN)
+        .max_connections(4)
+        .unlimited_cardinality("wide_series")
+        .request_timeout(Duration::from_millis(500))
+        .connection_timeout(Duration::from_secs(3))
+        .install()
+        .expect("install");
+    // Larger than a socket's send buffer can hold (tcp_wmem's 4 MiB), so a
+    // client that stops reading keeps its response in progress.
     let wide = registry::global().family(&WIDE).expect("family");
-    for i in 0..1500 {
+    for i in 0..60_000 {
         if let Cell::Gauge(gauge) =
             wide.series(&[&format!("{i:0>64}")], |_| Cell::Gauge(Default::default())).expect("series").cell()
         {
             gauge.set(f64::from(i));
         }
     }
-    let exporter = mesh_metrics::Exporter::builder()
-        .listen("127.0.0.1:0".parse().expect("address"))
-        .allow_client("127.0.0.1")
-        .bearer_token(TOKEN)
-        .max_connections(4)
-        .request_timeout(Duration::from_millis(500))
-        .connection_timeout(Duration::from_secs(3))
-        .install()
-        .expect("install");
     let addr = exporter.local_addr();
     let bearer = format!("Bearer {TOKEN}");
 
@@ -87,6 +90,7 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
         assert_eq!(refused.status, 401);
         assert_eq!(refused.body, "authentication required\n");
         assert_eq!(refused.header("www-authenticate"), Some("Bearer realm=\"metrics\""));
+        assert_eq!(refused.header("connection"), Some("close"), "a 401 gives up the connection's slot");
     }
 
     // The allowlist names 127.0.0.1 only: 127.0.0.2 is another client.
@@ -111,22 +115,47 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
     let answer = read_all(&mut slow).await;
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
 
-    // Four connections held open: the fifth gets an immediate 503.
-    let mut held = Vec::new();
+    // Four idle connections (they never sent anything) hold every slot: a
+    // fifth that scrapes makes the oldest idle one close, and is served.
+    let mut idle = Vec::new();
     for _ in 0..4 {
-        held.push(connect_from("127.0.0.1", addr).await);
+        idle.push(connect_from("127.0.0.1", addr).await);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    // Refused at once: the answer comes and the connection closes before the
-    // client sends anything, so nothing queues behind the busy slots.
+    let served = tokio::task::spawn_blocking({
+        let bearer = bearer.clone();
+        move || scrape_with(addr, &bearer)
+    })
+    .await
+    .expect("join");
+    assert_eq!(served.status, 200, "a scrape evicts an idle connection instead of being refused");
+    let oldest = read_all(&mut idle[0]).await;
+    assert!(oldest.is_empty(), "the oldest idle connection was closed without a response: {oldest:?}");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Four connections mid-response (they asked, then stopped reading a body
+    // larger than their receive buffers): none is idle, so a fifth gets an
+    // immediate 503 — with a lingering close, so it reads the status even
+    // though it sent a request the server never read.
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small receive buffer");
+        let mut stream = socket.connect(addr).await.expect("connect");
+        send(&mut stream, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n")).await;
+        busy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = connect_from("127.0.0.1", addr).await;
+    send(&mut fifth, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n")).await;
     let answer = read_all(&mut fifth).await;
     assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer:?}");
     assert!(
         answer.contains("retry-after: 1\r\n") && answer.ends_with("too many scrapes, try again soon\r\n"),
         "{answer:?}"
     );
-    drop(held);
+    drop(busy);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // A client that vanishes mid-body does not disturb the next one.

@@ -210,4 +210,78 @@ fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
             assert_eq!(body["status"], "success", "panel {title:?}: Prometheus refused {expr:?}: {body}");
         }
     }
+
+    // Hundreds of idle connections, then 1,000 concurrent gzipped scrapes: the
+    // demo, at default settings, answers every scrape in full, and Prometheus
+    // keeps scraping it throughout.
+    let flood_started = Instant::now();
+    let idle: Vec<std::net::TcpStream> =
+        (0..600).map(|_| std::net::TcpStream::connect(target).expect("an idle connection")).collect();
+    let scrapes: Vec<_> = (0..1_000)
+        .map(|_| {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || gzip_scrape(target))
+                .expect("a scraping thread")
+        })
+        .collect();
+    let bodies: Vec<Vec<u8>> = scrapes.into_iter().map(|scrape| scrape.join().expect("scrape")).collect();
+    assert_eq!(bodies.len(), 1_000);
+    let text = gunzip(&bodies[999]);
+    assert!(text.contains("mcp_mesh_requests_total{"), "a complete exposition");
+    drop(idle);
+    let since = Instant::now();
+    let healthy = eventually("scrapes after the flood", &mut [&mut demo, &mut prometheus], || {
+        if since.elapsed() < Duration::from_secs(3) {
+            return None;
+        }
+        // Every scrape from before the flood began until now.
+        let window = flood_started.elapsed().as_secs() + 2;
+        let result = query(api_addr, &format!("min_over_time(up{{job=\"mesh-demo\"}}[{window}s])"));
+        let count = query(api_addr, &format!("count_over_time(up{{job=\"mesh-demo\"}}[{window}s])"));
+        let scrapes = count.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
+        assert!(scrapes >= (window - 2) as f64, "Prometheus kept scraping: {scrapes} scrapes in {window} s");
+        result.first()?["value"][1].as_str().map(str::to_owned)
+    });
+    assert_eq!(healthy, "1", "Prometheus scraped the demo successfully throughout; log:\n{}", log_tail());
+}
+
+/// One scrape asking for gzip over a fresh connection: the body, checked
+/// against its announced length and encoding.
+fn gzip_scrape(target: SocketAddr) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(target).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: demo\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response");
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("end of head") + 4;
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    let body = response.split_off(end);
+    assert_eq!(body.len(), length, "a complete body");
+    body
+}
+
+/// Decodes with Python's `gzip` module: a decoder that is not ours.
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .args(["-c", "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().expect("stdin").write_all(body).expect("write");
+    let output = child.wait_with_output().expect("python3 finishes");
+    assert!(output.status.success(), "gzip decoding failed");
+    String::from_utf8(output.stdout).expect("UTF-8")
 }

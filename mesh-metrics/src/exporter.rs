@@ -3,19 +3,20 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use metrics_util::MetricKindMask;
 use metrics_util::layers::Layer as _;
 use tokio::sync::{oneshot, watch};
 
 use crate::access::{Allowlist, Cidr, Token};
 use crate::guard::layer::{CardinalityLayer, FacadeGuard};
-use crate::guard::{self, CardinalityPolicy, Limit};
+use crate::guard::{CardinalityPolicy, Limit};
 use crate::registry::{self, Cell, Descriptor, Layout, MetricKind, Registry};
-use crate::render::{self, GlobalLabels};
+use crate::render::GlobalLabels;
+use crate::scrape::{Collectors, Format, Names, Renderer, Scraper};
 use crate::{Error, http, names};
 
 /// The default listen address: loopback only. Expose it wider on purpose,
@@ -199,22 +200,26 @@ impl ExporterBuilder {
         self
     }
 
-    /// Connections served at once (default 512); past it a client gets an
-    /// immediate `503 Service Unavailable` with `Retry-After`, not a queue.
+    /// Connections served at once (default 1,024: the guide's 1,000
+    /// concurrent scrapes). Past it, a new connection makes the oldest idle
+    /// connection (one with no request in progress) close and takes its slot;
+    /// with every connection busy it gets an immediate
+    /// `503 Service Unavailable` with `Retry-After`, not a queue.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.limits.max_connections = connections.max(1);
         self
     }
 
-    /// How long a client may take to send its request head (default 10 s):
-    /// a client that trickles bytes cannot hold a connection open.
+    /// How long a client may take to send its request head (default 5 s): a
+    /// client that connects and sends nothing, or trickles bytes, is closed.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.limits.request_timeout = timeout;
         self
     }
 
-    /// How long one connection may last (default 60 s), however it is used:
-    /// a client that reads the response at a trickle cannot hold it forever.
+    /// How long one connection may last (default 60 s): past it, the
+    /// connection is closed at its first idle moment, after the response in
+    /// progress (never in the middle of one).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.limits.connection_timeout = timeout;
         self
@@ -297,7 +302,7 @@ impl ExporterBuilder {
         {
             runtimes.insert(0, (MAIN_RUNTIME.to_owned(), current));
         }
-        let renderer = Arc::new(Renderer {
+        let scraper = Arc::new(Scraper::new(Renderer {
             collectors: Collectors { process: self.process_metrics, runtimes },
             registry,
             global: GlobalLabels::new(&self.global_labels),
@@ -305,11 +310,11 @@ impl ExporterBuilder {
             guard,
             prune_facade: self.idle_timeout.is_some(),
             reported_clashes: Mutex::new(HashSet::new()),
-        });
+        }));
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done) = oneshot::channel();
         let server = http::Server {
-            renderer: renderer.clone(),
+            scraper: scraper.clone(),
             stop: stopped,
             upkeep_interval: self.upkeep_interval,
             limits: Arc::new(self.limits),
@@ -330,7 +335,7 @@ impl ExporterBuilder {
             .name("mesh-metrics-exporter".into())
             .spawn(move || runtime.block_on(run))
             .map_err(Error::Runtime)?;
-        Ok(ExporterHandle { local_addr, renderer, stop: Some(stop), done: Some(done) })
+        Ok(ExporterHandle { local_addr, scraper, stop: Some(stop), done: Some(done) })
     }
 
     /// Who may scrape: listening beyond loopback needs an explicit answer.
@@ -448,114 +453,13 @@ fn set_agent_info(registry: &Registry, name: &str, version: &str, capabilities: 
 /// The `runtime` label of the runtime `install()` was called in.
 const MAIN_RUNTIME: &str = "main";
 
-/// What is collected at each scrape (see [`crate::collect`]).
-#[derive(Debug)]
-struct Collectors {
-    process: bool,
-    runtimes: Vec<(String, tokio::runtime::Handle)>,
-}
-
-impl Collectors {
-    fn collect(&self, registry: &Registry) {
-        if self.process {
-            crate::collect::collect_process(registry);
-        }
-        for (name, handle) in &self.runtimes {
-            crate::collect::collect_runtime(registry, name, handle);
-        }
-    }
-}
-
-/// Renders mesh-metrics' families followed by the `metrics` facade's.
-#[derive(Debug)]
-pub(crate) struct Renderer {
-    collectors: Collectors,
-    registry: &'static Registry,
-    global: GlobalLabels,
-    facade: PrometheusHandle,
-    guard: Arc<FacadeGuard>,
-    /// Whether upkeep renders the facade, which is when it prunes idle series.
-    prune_facade: bool,
-    reported_clashes: Mutex<HashSet<String>>,
-}
-
-impl Renderer {
-    /// The classic text exposition.
-    pub(crate) fn classic(&self) -> String {
-        self.collectors.collect(self.registry);
-        guard::publish(self.registry, &self.guard);
-        let families = self.registry.families();
-        let mut out = render::classic_document(&families, &self.global);
-        let ours: HashSet<&str> = families.iter().map(|f| &*f.descriptor().name).collect();
-        self.append_facade(&mut out, &ours);
-        out
-    }
-
-    /// The OpenMetrics 1.0.0 exposition, with exemplars.
-    pub(crate) fn openmetrics(&self) -> String {
-        self.collectors.collect(self.registry);
-        guard::publish(self.registry, &self.guard);
-        let facade = self.facade.render();
-        let (out, skipped) = render::openmetrics_document(&self.registry.families(), &self.global, Some(&facade));
-        for name in skipped {
-            self.report_clash(&name);
-        }
-        out
-    }
-
-    /// Drains facade histograms; with an idle timeout, also prunes idle
-    /// facade series (the exporter does so when it renders) before the guards
-    /// free the slots of what has been idle a little longer.
-    pub(crate) fn run_upkeep(&self) {
-        self.facade.run_upkeep();
-        if self.prune_facade {
-            drop(self.facade.render());
-        }
-        self.guard.upkeep();
-        self.registry.upkeep();
-    }
-
-    /// Appends the facade's exposition, leaving out any family that is also
-    /// one of ours: two `# TYPE` lines for one name would make the whole scrape
-    /// fail. Each clash is logged once.
-    fn append_facade(&self, out: &mut String, ours: &HashSet<&str>) {
-        let facade = self.facade.render();
-        let mut skipping = false;
-        for line in facade.lines() {
-            if let Some(rest) = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
-                let name = rest.split(' ').next().unwrap_or_default();
-                skipping = ours.contains(name);
-                if skipping {
-                    self.report_clash(name);
-                }
-            }
-            if !skipping && !line.is_empty() {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-
-    /// Logs, once per name, that a family was left out because its name (or,
-    /// in OpenMetrics, one of its sample names) is taken by another family.
-    fn report_clash(&self, name: &str) {
-        if self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned()) {
-            tracing::warn!(
-                metric = name,
-                "mesh-metrics: a metric family clashes with another family's name; its series are left \
-                 out of /metrics, rename one of them"
-            );
-        }
-    }
-}
-
 /// Keeps the exporter running; dropping it stops the server, so keep it for
 /// as long as `/metrics` should answer (`let _exporter = ...install()?;`).
 #[must_use = "dropping the handle stops the /metrics server at once; keep it in a variable such as `_exporter`"]
 #[derive(Debug)]
 pub struct ExporterHandle {
     local_addr: SocketAddr,
-    renderer: Arc<Renderer>,
+    scraper: Arc<Scraper>,
     stop: Option<watch::Sender<bool>>,
     done: Option<oneshot::Receiver<()>>,
 }
@@ -568,13 +472,13 @@ impl ExporterHandle {
 
     /// The classic text exposition, as `/metrics` serves it by default.
     pub fn render(&self) -> String {
-        self.renderer.classic()
+        self.scraper.renderer.render(Format::Classic, &Names::default())
     }
 
     /// The OpenMetrics exposition with exemplars, as `/metrics` serves it to
     /// a scraper that asks for `application/openmetrics-text`.
     pub fn render_openmetrics(&self) -> String {
-        self.renderer.openmetrics()
+        self.scraper.renderer.render(Format::OpenMetrics, &Names::default())
     }
 
     /// Stops accepting scrapes, lets in-flight ones finish, and frees the port.
@@ -593,25 +497,5 @@ impl Drop for ExporterHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn collectors_turned_off_collect_nothing_and_on_collect_each_source() {
-        let registry = Registry::new();
-        Collectors { process: false, runtimes: Vec::new() }.collect(&registry);
-        assert!(registry.families().is_empty());
-
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let collectors = Collectors { process: true, runtimes: vec![("agents".to_owned(), runtime.handle().clone())] };
-        collectors.collect(&registry);
-        let snapshot = registry.snapshot();
-        assert!(snapshot.matching(names::process::CPU_SECONDS_TOTAL, &[]).next().is_some());
-        assert!(snapshot.value(names::process::RESIDENT_MEMORY_BYTES, &[]) > 0.0);
-        assert_eq!(snapshot.value(names::tokio::WORKERS, &[("runtime", "agents")]), 1.0);
     }
 }

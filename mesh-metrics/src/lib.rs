@@ -95,6 +95,8 @@ pub mod registry;
 mod render;
 #[cfg(feature = "rules")]
 pub mod rules;
+mod scrape;
+mod server_metrics;
 pub mod trace;
 
 pub use error::Error;

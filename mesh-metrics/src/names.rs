@@ -18,6 +18,25 @@ pub const CARDINALITY_OVERFLOW_TOTAL: &str = "mcp_mesh_cardinality_overflow_tota
 /// Gauge of the label sets the cardinality guard admitted, labelled `metric`.
 pub const CARDINALITY_SERIES: &str = "mcp_mesh_cardinality_series";
 
+/// The `/metrics` endpoint's own metrics (client_golang's promhttp exports
+/// the like as `promhttp_metric_handler_*`).
+pub mod exporter {
+    /// Counter: scrapes answered, labelled `code` (the HTTP status).
+    pub const SCRAPES_TOTAL: &str = "mcp_mesh_exporter_scrapes_total";
+    /// Gauge: scrapes being answered now.
+    pub const SCRAPES_IN_FLIGHT: &str = "mcp_mesh_exporter_scrapes_in_flight";
+    /// Histogram: time to collect, render and encode one body, labelled
+    /// `format`; its `_count` is the number of renders performed (coalesced
+    /// scrapes share one).
+    pub const RENDER_DURATION_SECONDS: &str = "mcp_mesh_exporter_render_duration_seconds";
+    /// Counter: body bytes written, labelled `encoding`.
+    pub const RESPONSE_BYTES_TOTAL: &str = "mcp_mesh_exporter_response_bytes_total";
+    /// Counter: idle connections closed to make room for a new one.
+    pub const CONNECTIONS_EVICTED_TOTAL: &str = "mcp_mesh_exporter_connections_evicted_total";
+    /// Counter: connections turned away, labelled `reason` (`forbidden`, `busy`).
+    pub const CONNECTIONS_REFUSED_TOTAL: &str = "mcp_mesh_exporter_connections_refused_total";
+}
+
 /// Process metrics, named and measured as client_golang's process collector
 /// does, so dashboards and rules written for any Prometheus client work.
 pub mod process {

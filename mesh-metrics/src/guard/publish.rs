@@ -27,7 +27,8 @@ const OVERFLOW: Descriptor = Descriptor {
 };
 
 /// Updates the guard's metrics in `registry` from its families and from the
-/// facade guard. Metrics without a limit are left out.
+/// facade guard. Metrics without a limit, and families bounded at compile time
+/// (which the guard leaves alone), are left out.
 pub(crate) fn publish(registry: &Registry, facade: &FacadeGuard) {
     let (Ok(series), Ok(overflow)) = (registry.family(&SERIES), registry.family(&OVERFLOW)) else {
         // Only if a user registered one of these names with another shape;
@@ -50,7 +51,8 @@ pub(crate) fn publish(registry: &Registry, facade: &FacadeGuard) {
     };
     for family in registry.families() {
         let name = &*family.descriptor().name;
-        if policy.limit(name) != Limit::Unlimited {
+        // Families bounded at compile time are outside the guard.
+        if policy.limit(name) != Limit::Unlimited && !family.is_bounded() {
             report(name, family.admitted(), family.unpublished_folds());
         }
     }

@@ -3,11 +3,25 @@
 
 use std::sync::Arc;
 
+use super::from_classic::blocks;
+use super::openmetrics::Claimed;
 use super::{GlobalLabels, braces, escape, number, series_labels};
-use crate::registry::{Cell, Family};
+use crate::registry::{Cell, Family, MetricKind};
 
-/// Appends every family with at least one series.
-pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &GlobalLabels) {
+/// The sample names a classic family owns besides its own name.
+const HISTOGRAM_SAMPLES: &[&str] = &["_bucket", "_sum", "_count"];
+const SUMMARY_SAMPLES: &[&str] = &["_sum", "_count"];
+
+/// Appends every family with at least one series. A family whose sample names
+/// another family already claimed is left out (two families may not share a
+/// sample name) and returned by name.
+pub(crate) fn render(
+    out: &mut String,
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    claimed: &mut Claimed,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
     let mut cumulative = Vec::new();
     let mut le = String::new();
     let mut labels = String::new();
@@ -18,6 +32,11 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
         }
         let descriptor = family.descriptor();
         let name = &*descriptor.name;
+        let owned = if descriptor.kind == MetricKind::Histogram { HISTOGRAM_SAMPLES } else { &[] };
+        if !claimed.claim(name, owned) {
+            skipped.push(name.to_owned());
+            continue;
+        }
         let names = &*descriptor.label_names;
         let global = global.for_family(names);
         out.push_str("# HELP ");
@@ -58,6 +77,47 @@ pub(crate) fn render(out: &mut String, families: &[Arc<Family>], global: &Global
             }
         }
     }
+    skipped
+}
+
+/// Appends the families of a classic exposition (the `metrics` facade's) that
+/// `wanted` names, leaving out any whose sample names are already claimed;
+/// returns their names.
+pub(crate) fn append(
+    out: &mut String,
+    text: &str,
+    claimed: &mut Claimed,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    for block in blocks(text).into_iter().filter(|block| wanted(block.name)) {
+        let owned = match block.kind {
+            "histogram" => HISTOGRAM_SAMPLES,
+            "summary" => SUMMARY_SAMPLES,
+            _ => &[],
+        };
+        if !claimed.claim(block.name, owned) {
+            skipped.push(block.name.to_owned());
+            continue;
+        }
+        if let Some(help) = block.help {
+            out.push_str("# HELP ");
+            out.push_str(block.name);
+            out.push(' ');
+            out.push_str(help);
+            out.push('\n');
+        }
+        out.push_str("# TYPE ");
+        out.push_str(block.name);
+        out.push(' ');
+        out.push_str(block.kind);
+        out.push('\n');
+        for line in &block.samples {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    skipped
 }
 
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, extra: Option<(&str, &str)>, value: f64) {

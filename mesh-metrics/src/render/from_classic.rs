@@ -12,18 +12,24 @@ use super::openmetrics::{COUNTER_SUFFIXES, Claimed, HISTOGRAM_SUFFIXES, SUMMARY_
 
 /// One family of the classic text: its metadata lines and sample lines.
 #[derive(Debug)]
-struct Block<'a> {
-    name: &'a str,
-    help: Option<&'a str>,
-    kind: &'a str,
-    samples: Vec<&'a str>,
+pub(crate) struct Block<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) help: Option<&'a str>,
+    pub(crate) kind: &'a str,
+    pub(crate) samples: Vec<&'a str>,
 }
 
-/// Appends the families of `text` as OpenMetrics, returning the names of those
-/// left out because their sample names were already claimed.
-pub(crate) fn append(out: &mut String, text: &str, claimed: &mut Claimed) -> Vec<String> {
+/// Appends the families of `text` that `wanted` names as OpenMetrics,
+/// returning the names of those left out because their sample names were
+/// already claimed.
+pub(crate) fn append(
+    out: &mut String,
+    text: &str,
+    claimed: &mut Claimed,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     let mut skipped = Vec::new();
-    for block in blocks(text) {
+    for block in blocks(text).into_iter().filter(|block| wanted(block.name)) {
         if !emit(out, &block, claimed) {
             skipped.push(block.name.to_owned());
         }
@@ -31,7 +37,7 @@ pub(crate) fn append(out: &mut String, text: &str, claimed: &mut Claimed) -> Vec
     skipped
 }
 
-fn blocks(text: &str) -> Vec<Block<'_>> {
+pub(crate) fn blocks(text: &str) -> Vec<Block<'_>> {
     let mut blocks: Vec<Block<'_>> = Vec::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -136,7 +142,7 @@ mod tests {
 
     fn translate(text: &str) -> (String, Vec<String>) {
         let mut out = String::new();
-        let skipped = append(&mut out, text, &mut Claimed::default());
+        let skipped = append(&mut out, text, &mut Claimed::default(), &|_| true);
         (out, skipped)
     }
 

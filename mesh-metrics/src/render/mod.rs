@@ -13,27 +13,42 @@ use std::sync::Arc;
 
 use crate::registry::{Family, Registry};
 
-/// A whole classic document of `families`.
-pub(crate) fn classic_document(families: &[Arc<Family>], global: &GlobalLabels) -> String {
+/// A whole classic document: `families`, then the families of `facade` (a
+/// classic exposition), each only if `wanted` names it. Returns it with the
+/// names of the families left out because their sample names clashed.
+pub(crate) fn classic_document(
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    facade: Option<&str>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> (String, Vec<String>) {
     let mut out = String::with_capacity(16 * 1024);
-    classic::render(&mut out, families, global);
-    out
+    let mut claimed = openmetrics::Claimed::default();
+    let families: Vec<Arc<Family>> = families.iter().filter(|f| wanted(&f.descriptor().name)).cloned().collect();
+    let mut skipped = classic::render(&mut out, &families, global, &mut claimed);
+    if let Some(facade) = facade {
+        skipped.extend(classic::append(&mut out, facade, &mut claimed, wanted));
+    }
+    (out, skipped)
 }
 
 /// A whole OpenMetrics document: `families`, then `facade` (a classic
-/// exposition, re-expressed), then `# EOF`. Returns it with the names of the
-/// families left out because their sample names clashed.
+/// exposition, re-expressed), then `# EOF`, each family only if `wanted`
+/// names it. Returns it with the names of the families left out because their
+/// sample names clashed.
 pub(crate) fn openmetrics_document(
     families: &[Arc<Family>],
     global: &GlobalLabels,
     facade: Option<&str>,
+    wanted: &dyn Fn(&str) -> bool,
 ) -> (String, Vec<String>) {
     let mut out = String::with_capacity(16 * 1024);
     let mut claimed = openmetrics::Claimed::default();
     let clock = crate::exemplar::scrape_clock();
-    let mut skipped = openmetrics::render(&mut out, families, global, &mut claimed, clock);
+    let families: Vec<Arc<Family>> = families.iter().filter(|f| wanted(&f.descriptor().name)).cloned().collect();
+    let mut skipped = openmetrics::render(&mut out, &families, global, &mut claimed, clock);
     if let Some(facade) = facade {
-        skipped.extend(from_classic::append(&mut out, facade, &mut claimed));
+        skipped.extend(from_classic::append(&mut out, facade, &mut claimed, wanted));
     }
     out.push_str("# EOF\n");
     (out, skipped)
@@ -43,12 +58,12 @@ pub(crate) fn openmetrics_document(
 /// alone: to serve it from your own HTTP server, or to test against. (The
 /// exporter's `/metrics` adds its global labels and the `metrics` facade.)
 pub fn render_classic(registry: &Registry) -> String {
-    classic_document(&registry.families(), &GlobalLabels::default())
+    classic_document(&registry.families(), &GlobalLabels::default(), None, &|_| true).0
 }
 
 /// The OpenMetrics 1.0.0 exposition of one registry alone, with exemplars.
 pub fn render_openmetrics(registry: &Registry) -> String {
-    openmetrics_document(&registry.families(), &GlobalLabels::default(), None).0
+    openmetrics_document(&registry.families(), &GlobalLabels::default(), None, &|_| true).0
 }
 
 /// Labels added to every series (the builder's `global_label`).

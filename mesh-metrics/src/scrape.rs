@@ -1,0 +1,265 @@
+//! One scrape's work: collect, render, compress. Scrapes that ask for the same
+//! thing while it is being done get the same bytes: at most one render per
+//! (format, filter, encoding) is in flight, however many clients come and go,
+//! and 1,000 concurrent scrapes hold one body between them, not 1,000.
+//!
+//! Nothing here knows about HTTP: the server asks for a [`Request`] and gets
+//! bytes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::guard::{self, layer::FacadeGuard};
+use crate::registry::Registry;
+use crate::render::{self, GlobalLabels};
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// `text/plain; version=0.0.4`.
+    Classic,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+/// A content coding of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Encoding {
+    /// As rendered.
+    Identity,
+    /// `gzip` (Prometheus always asks for it).
+    Gzip,
+    /// `zstd`.
+    Zstd,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` value, if any.
+    pub(crate) fn header(self) -> Option<&'static str> {
+        match self {
+            Self::Identity => None,
+            Self::Gzip => Some("gzip"),
+            Self::Zstd => Some("zstd"),
+        }
+    }
+
+    /// The label value of the server's byte counter.
+    pub(crate) fn as_str(self) -> &'static str {
+        self.header().unwrap_or("identity")
+    }
+}
+
+/// The metric families a scrape asks for (`name[]=...`); empty: all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Names(BTreeSet<String>);
+
+impl Names {
+    /// From the `name[]` values of a query.
+    pub(crate) fn new(names: impl IntoIterator<Item = String>) -> Self {
+        Self(names.into_iter().collect())
+    }
+
+    /// Whether the family `name` is asked for. A counter is found by its
+    /// sample name (`x_total`) or its OpenMetrics family name (`x`).
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.0.is_empty()
+            || self.0.contains(name)
+            || name.strip_suffix("_total").is_some_and(|base| self.0.contains(base))
+            || self.0.contains(&format!("{name}_total"))
+    }
+}
+
+/// What one scrape asks for: equal requests share one render.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Request {
+    pub(crate) format: Format,
+    pub(crate) encoding: Encoding,
+    pub(crate) names: Names,
+}
+
+/// What is collected at each scrape (see [`crate::collect`]).
+#[derive(Debug)]
+pub(crate) struct Collectors {
+    pub(crate) process: bool,
+    pub(crate) runtimes: Vec<(String, tokio::runtime::Handle)>,
+}
+
+impl Collectors {
+    pub(crate) fn collect(&self, registry: &Registry) {
+        if self.process {
+            crate::collect::collect_process(registry);
+        }
+        for (name, handle) in &self.runtimes {
+            crate::collect::collect_runtime(registry, name, handle);
+        }
+    }
+}
+
+/// Renders mesh-metrics' families followed by the `metrics` facade's.
+#[derive(Debug)]
+pub(crate) struct Renderer {
+    pub(crate) collectors: Collectors,
+    pub(crate) registry: &'static Registry,
+    pub(crate) global: GlobalLabels,
+    pub(crate) facade: PrometheusHandle,
+    pub(crate) guard: Arc<FacadeGuard>,
+    /// Whether upkeep renders the facade, which is when it prunes idle series.
+    pub(crate) prune_facade: bool,
+    pub(crate) reported_clashes: Mutex<HashSet<String>>,
+}
+
+impl Renderer {
+    /// The exposition in `format` of the families `names` asks for.
+    pub(crate) fn render(&self, format: Format, names: &Names) -> String {
+        self.collectors.collect(self.registry);
+        guard::publish(self.registry, &self.guard);
+        let families = self.registry.families();
+        let facade = self.facade.render();
+        let wanted = |name: &str| names.wants(name);
+        let (out, skipped) = match format {
+            Format::Classic => render::classic_document(&families, &self.global, Some(&facade), &wanted),
+            Format::OpenMetrics => render::openmetrics_document(&families, &self.global, Some(&facade), &wanted),
+        };
+        for name in skipped {
+            self.report_clash(&name);
+        }
+        out
+    }
+
+    /// Drains facade histograms; with an idle timeout, also prunes idle
+    /// facade series (the exporter does so when it renders) before the guards
+    /// free the slots of what has been idle a little longer.
+    pub(crate) fn run_upkeep(&self) {
+        self.facade.run_upkeep();
+        if self.prune_facade {
+            drop(self.facade.render());
+        }
+        self.guard.upkeep();
+        self.registry.upkeep();
+    }
+
+    /// Logs, once per name, that a family was left out because one of its
+    /// sample names is taken by another family.
+    fn report_clash(&self, name: &str) {
+        if self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned()) {
+            tracing::warn!(
+                metric = name,
+                "mesh-metrics: a metric family clashes with another family's sample names; its series are \
+                 left out of /metrics, rename one of them"
+            );
+        }
+    }
+}
+
+/// A finished render, as sent.
+pub(crate) type Body = Bytes;
+
+/// Shares renders between scrapes that ask for the same thing at once.
+#[derive(Debug)]
+pub(crate) struct Scraper {
+    pub(crate) renderer: Renderer,
+    inflight: Mutex<HashMap<Request, watch::Receiver<Option<Body>>>>,
+    observer: crate::server_metrics::ServerMetrics,
+}
+
+impl Scraper {
+    pub(crate) fn new(renderer: Renderer) -> Self {
+        let observer = crate::server_metrics::ServerMetrics::new(renderer.registry);
+        Self { renderer, inflight: Mutex::new(HashMap::new()), observer }
+    }
+
+    /// The server's own metrics.
+    pub(crate) fn metrics(&self) -> &crate::server_metrics::ServerMetrics {
+        &self.observer
+    }
+
+    /// The body for `request`: the render in flight for the same request if
+    /// there is one, else a new one. The render runs on the blocking pool,
+    /// detached from the scrape that started it, so a client that goes away
+    /// cancels nothing and costs nothing more. `None` if the render failed.
+    pub(crate) async fn body(self: &Arc<Self>, request: Request) -> Option<Body> {
+        let mut ready = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            match inflight.get(&request) {
+                Some(ready) => ready.clone(),
+                None => {
+                    let (done, ready) = watch::channel(None);
+                    inflight.insert(request.clone(), ready.clone());
+                    let this = self.clone();
+                    tokio::task::spawn_blocking(move || this.produce(request, &done));
+                    ready
+                }
+            }
+        };
+        ready.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    /// Renders and encodes `request`, then hands the bytes to every scrape
+    /// waiting for them. The request leaves the in-flight table whatever
+    /// happens (a panic included), so the next scrape starts afresh.
+    fn produce(&self, request: Request, done: &watch::Sender<Option<Body>>) {
+        struct Leave<'a>(&'a Scraper, &'a Request);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(self.1);
+            }
+        }
+        let leave = Leave(self, &request);
+        let started = Instant::now();
+        let text = self.renderer.render(request.format, &request.names);
+        let body = encode(text.into_bytes(), request.encoding);
+        self.observer.rendered(request.format, started.elapsed());
+        drop(leave);
+        match body {
+            Ok(body) => {
+                let _ = done.send(Some(body));
+            }
+            // Waiting scrapes see the sender go and answer 500.
+            Err(error) => tracing::error!(%error, "mesh-metrics: cannot encode /metrics"),
+        }
+    }
+}
+
+/// `text` in `encoding`.
+fn encode(text: Vec<u8>, encoding: Encoding) -> std::io::Result<Body> {
+    use std::io::Write as _;
+    Ok(match encoding {
+        Encoding::Identity => Bytes::from(text),
+        Encoding::Gzip => {
+            let capacity = text.len() / 8;
+            let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(capacity), flate2::Compression::fast());
+            encoder.write_all(&text)?;
+            Bytes::from(encoder.finish()?)
+        }
+        Encoding::Zstd => {
+            let level = ruzstd::encoding::CompressionLevel::Fastest;
+            Bytes::from(ruzstd::encoding::compress_to_vec(&text[..], level))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names;
+
+    #[test]
+    fn collectors_turned_off_collect_nothing_and_on_collect_each_source() {
+        let registry = Registry::new();
+        Collectors { process: false, runtimes: Vec::new() }.collect(&registry);
+        assert!(registry.families().is_empty());
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let collectors = Collectors { process: true, runtimes: vec![("agents".to_owned(), runtime.handle().clone())] };
+        collectors.collect(&registry);
+        let snapshot = registry.snapshot();
+        assert!(snapshot.matching(names::process::CPU_SECONDS_TOTAL, &[]).next().is_some());
+        assert!(snapshot.value(names::process::RESIDENT_MEMORY_BYTES, &[]) > 0.0);
+        assert_eq!(snapshot.value(names::tokio::WORKERS, &[("runtime", "agents")]), 1.0);
+    }
+}
