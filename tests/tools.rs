@@ -52,15 +52,15 @@ const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/support/parse_exposit
 /// README's test command (`bash .ci/test`) installs it.
 pub fn strict_parser() {
     let found = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
+        .args(["-c", "import prometheus_client, opentelemetry.proto"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
     assert!(
         found,
-        "python3 with prometheus_client is required: run the README's test command (bash .ci/test), \
-         which installs it, or `python3 -m pip install prometheus-client==0.26.0`"
+        "python3 with prometheus_client and opentelemetry-proto is required: run the README's test command \
+         (bash .ci/test), which installs them, or `python3 -m pip install prometheus-client==0.26.0 opentelemetry-proto`"
     );
 }
 

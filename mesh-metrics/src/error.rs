@@ -106,6 +106,12 @@ pub enum Error {
         /// The listen address.
         addr: SocketAddr,
     },
+    /// The OTLP configuration cannot work (see [`OtlpConfig`](crate::OtlpConfig)).
+    #[error("OTLP push: {reason}")]
+    Otlp {
+        /// What is wrong, and what to write instead.
+        reason: String,
+    },
     /// The exporter's own runtime thread could not start.
     #[error("cannot start the exporter's runtime thread: {0}")]
     Runtime(#[source] std::io::Error),

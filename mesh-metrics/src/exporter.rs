@@ -17,7 +17,7 @@ use crate::guard::{CardinalityPolicy, Limit};
 use crate::registry::{self, Cell, Descriptor, Layout, MetricKind, Registry};
 use crate::render::GlobalLabels;
 use crate::scrape::{Collectors, Format, Names, Renderer, Scraper};
-use crate::{Error, http, names};
+use crate::{Error, OtlpConfig, http, names};
 
 /// The default listen address: loopback only. Expose it wider on purpose,
 /// with `.listen("0.0.0.0:9464".parse()?)`.
@@ -33,7 +33,7 @@ impl Exporter {
     /// A builder with the defaults: `127.0.0.1:9464`, the guide's buckets.
     pub fn builder() -> ExporterBuilder {
         ExporterBuilder {
-            listen: DEFAULT_LISTEN,
+            listen: Some(DEFAULT_LISTEN),
             buckets: None,
             buckets_for: Vec::new(),
             global_labels: Vec::new(),
@@ -48,6 +48,7 @@ impl Exporter {
             process_metrics: true,
             current_runtime_metrics: true,
             runtimes: Vec::new(),
+            otlp: None,
         }
     }
 }
@@ -56,7 +57,7 @@ impl Exporter {
 #[derive(Debug, Clone)]
 #[must_use = "call .install() to start the exporter"]
 pub struct ExporterBuilder {
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     buckets: Option<Vec<f64>>,
     buckets_for: Vec<(String, Vec<f64>)>,
     global_labels: Vec<(String, String)>,
@@ -71,6 +72,7 @@ pub struct ExporterBuilder {
     process_metrics: bool,
     current_runtime_metrics: bool,
     runtimes: Vec<(String, tokio::runtime::Handle)>,
+    otlp: Option<OtlpConfig>,
 }
 
 impl ExporterBuilder {
@@ -102,7 +104,23 @@ impl ExporterBuilder {
 
     /// Where to serve `/metrics` (default `127.0.0.1:9464`; port 0 picks a free one).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Serves no `/metrics` at all: for a push-only exporter ([`otlp`](Self::otlp)).
+    /// [`ExporterHandle::local_addr`] is then the unspecified address.
+    pub fn no_listener(mut self) -> Self {
+        self.listen = None;
+        self
+    }
+
+    /// Also pushes every metric to an OpenTelemetry Collector (OTLP/HTTP
+    /// protobuf, cumulative), every `config.interval`, from the same registry
+    /// `/metrics` serves: see [`OtlpConfig`]. `service.name` and
+    /// `service.version` come from [`agent_info`](Self::agent_info) when set.
+    pub fn otlp(mut self, config: OtlpConfig) -> Self {
+        self.otlp = Some(config);
         self
     }
 
@@ -249,21 +267,35 @@ impl ExporterBuilder {
         }
         self.limits.allow = self.allowlist()?;
         self.limits.token = self.bearer_token.as_deref().map(Token::new).transpose()?;
+        let service = self.agent_info.as_ref().map(|[name, version, _]| (name.as_str(), version.as_str()));
+        let otlp = self.otlp.as_ref().map(|config| config.check(service)).transpose()?;
+        if self.listen.is_none() && otlp.is_none() {
+            return Err(Error::Otlp {
+                reason: "no_listener() with nothing to push: add .otlp(..) or a listen address".into(),
+            });
+        }
         if INSTALLED.swap(true, Ordering::SeqCst) {
             return Err(Error::AlreadyInstalled);
         }
-        self.install_once(default_layout, per_metric).inspect_err(|_| INSTALLED.store(false, Ordering::SeqCst))
+        self.install_once(default_layout, per_metric, otlp).inspect_err(|_| INSTALLED.store(false, Ordering::SeqCst))
     }
 
     fn install_once(
         self,
         default_layout: Layout,
         per_metric: HashMap<String, Layout>,
+        otlp: Option<crate::otlp::Checked>,
     ) -> Result<ExporterHandle, Error> {
-        let listener =
-            std::net::TcpListener::bind(self.listen).map_err(|source| Error::Bind { addr: self.listen, source })?;
-        listener.set_nonblocking(true).map_err(|source| Error::Bind { addr: self.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: self.listen, source })?;
+        let (listener, local_addr) = match self.listen {
+            Some(addr) => {
+                let bind = |source| Error::Bind { addr, source };
+                let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+                listener.set_nonblocking(true).map_err(bind)?;
+                let local_addr = listener.local_addr().map_err(bind)?;
+                (Some(listener), local_addr)
+            }
+            None => (None, SocketAddr::from(([0, 0, 0, 0], 0))),
+        };
 
         let registry = registry::global();
         let moved = registry.set_layouts(default_layout.clone(), per_metric.clone())?;
@@ -313,6 +345,12 @@ impl ExporterBuilder {
         }));
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done) = oneshot::channel();
+        let pusher = otlp.map(|config| crate::otlp::Pusher {
+            config,
+            scraper: scraper.clone(),
+            global: self.global_labels.clone(),
+        });
+        let push_stop = stopped.clone();
         let server = http::Server {
             scraper: scraper.clone(),
             stop: stopped,
@@ -320,10 +358,23 @@ impl ExporterBuilder {
             limits: Arc::new(self.limits),
         };
         let run = async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => server.run(listener).await,
-                Err(error) => tracing::error!(%error, "mesh-metrics: cannot serve /metrics"),
-            }
+            let serve = async move {
+                // Without a listener the loop still runs upkeep.
+                let listener = match listener.map(tokio::net::TcpListener::from_std).transpose() {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::error!(%error, "mesh-metrics: cannot serve /metrics");
+                        None
+                    }
+                };
+                server.run(listener).await;
+            };
+            let push = async move {
+                if let Some(pusher) = pusher {
+                    pusher.run(push_stop).await;
+                }
+            };
+            tokio::join!(serve, push);
             let _ = done_tx.send(());
         };
         // The server always runs on a runtime of its own, on its own thread:
@@ -345,8 +396,8 @@ impl ExporterBuilder {
         }
         let blocks = self.clients.iter().map(|entry| Cidr::parse(entry)).collect::<Result<Vec<_>, _>>()?;
         if blocks.is_empty() {
-            if !self.listen.ip().is_loopback() {
-                return Err(Error::Exposed { addr: self.listen });
+            if let Some(addr) = self.listen.filter(|addr| !addr.ip().is_loopback()) {
+                return Err(Error::Exposed { addr });
             }
             return Ok(Allowlist::Loopback);
         }
@@ -465,7 +516,9 @@ pub struct ExporterHandle {
 }
 
 impl ExporterHandle {
-    /// The address `/metrics` is served on (the real port when 0 was asked for).
+    /// The address `/metrics` is served on (the real port when 0 was asked
+    /// for); the unspecified address `0.0.0.0:0` with
+    /// [`no_listener`](ExporterBuilder::no_listener).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

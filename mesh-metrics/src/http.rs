@@ -91,7 +91,8 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) async fn run(mut self, listener: tokio::net::TcpListener) {
+    /// Serves `listener` (if any) and runs upkeep until stopped.
+    pub(crate) async fn run(mut self, listener: Option<tokio::net::TcpListener>) {
         let mut connections = JoinSet::new();
         let slots = Arc::new(Slots::new(self.limits.max_connections));
         let mut upkeep = tokio::time::interval(self.upkeep_interval);
@@ -99,7 +100,7 @@ impl Server {
         let mut upkeeping: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
+                accepted = accept(listener.as_ref()) => match accepted {
                     Ok((stream, peer)) => {
                         if !self.limits.allow.allows(peer.ip()) {
                             self.scraper.metrics().refused("forbidden");
@@ -138,6 +139,16 @@ impl Server {
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             connections.abort_all();
         }
+    }
+}
+
+/// The next connection; never, without a listener.
+async fn accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 

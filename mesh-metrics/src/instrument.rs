@@ -49,7 +49,7 @@ const DURATION: Descriptor = Descriptor {
     help: std::borrow::Cow::Borrowed("Request duration in seconds"),
     kind: MetricKind::Histogram,
     label_names: std::borrow::Cow::Borrowed(&["agent", "method"]),
-    unit: None,
+    unit: Some(std::borrow::Cow::Borrowed("seconds")),
 };
 
 const CONNECTIONS: Descriptor = Descriptor {

@@ -91,6 +91,7 @@ mod instrument;
 pub mod labels;
 pub mod metric;
 pub mod names;
+mod otlp;
 pub mod registry;
 mod render;
 #[cfg(feature = "rules")]
@@ -104,6 +105,7 @@ pub use exporter::{DEFAULT_LISTEN, Exporter, ExporterBuilder, ExporterHandle};
 pub use instrument::Status;
 pub use labels::{LabelSet, LabelValue};
 pub use metric::{Counter, Gauge, Histogram, Metrics};
+pub use otlp::OtlpConfig;
 pub use registry::Snapshot;
 pub use render::{render_classic, render_openmetrics};
 

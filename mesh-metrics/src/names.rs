@@ -35,6 +35,8 @@ pub mod exporter {
     pub const CONNECTIONS_EVICTED_TOTAL: &str = "mcp_mesh_exporter_connections_evicted_total";
     /// Counter: connections turned away, labelled `reason` (`forbidden`, `busy`).
     pub const CONNECTIONS_REFUSED_TOTAL: &str = "mcp_mesh_exporter_connections_refused_total";
+    /// Counter: OTLP pushes, labelled `result` (`success`, `retry`, `failure`).
+    pub const OTLP_PUSHES_TOTAL: &str = "mcp_mesh_exporter_otlp_pushes_total";
 }
 
 /// Process metrics, named and measured as client_golang's process collector

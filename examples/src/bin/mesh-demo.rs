@@ -24,7 +24,7 @@ const USAGE: &str = "\
 mesh-demo: a weather agent and a registry under traffic, served on /metrics
 
 USAGE:
-    mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE]
+    mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE] [--otlp URL]
 
 OPTIONS:
     --listen ADDR     where to serve /metrics [default: 127.0.0.1:9464]
@@ -32,6 +32,8 @@ OPTIONS:
     --workers N       concurrent callers [default: 4]
     --summary SECS    seconds between live summaries [default: 5]
     --trace-log FILE  append the traceparent header of every request to FILE
+    --otlp URL        also push every metric to this OTLP/HTTP receiver (e.g. http://127.0.0.1:4318)
+    --otlp-interval SECS  seconds between OTLP pushes [default: 10]
     -h, --help        print this help
 ";
 
@@ -42,6 +44,8 @@ struct Options {
     workers: usize,
     summary_every: Duration,
     trace_log: Option<std::path::PathBuf>,
+    otlp: Option<String>,
+    otlp_interval: Duration,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
@@ -51,6 +55,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         workers: 4,
         summary_every: Duration::from_secs(5),
         trace_log: None,
+        otlp: None,
+        otlp_interval: Duration::from_secs(10),
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -64,6 +70,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--duration" => options.duration = Some(Duration::from_secs_f64(seconds(&value("--duration")?)?)),
             "--summary" => options.summary_every = Duration::from_secs_f64(seconds(&value("--summary")?)?.max(0.1)),
             "--trace-log" => options.trace_log = Some(value("--trace-log")?.into()),
+            "--otlp" => options.otlp = Some(value("--otlp")?),
+            "--otlp-interval" => {
+                options.otlp_interval = Duration::from_secs_f64(seconds(&value("--otlp-interval")?)?.max(0.1));
+            }
             "--workers" => {
                 let text = value("--workers")?;
                 options.workers = text
@@ -98,11 +108,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let exporter = match mesh_metrics::Exporter::builder()
-        .listen(options.listen)
-        .agent_info("weather-agent", env!("CARGO_PKG_VERSION"), &["weather_forecast", "weather_current"])
-        .install()
-    {
+    let mut builder = mesh_metrics::Exporter::builder().listen(options.listen).agent_info(
+        "weather-agent",
+        env!("CARGO_PKG_VERSION"),
+        &["weather_forecast", "weather_current"],
+    );
+    if let Some(endpoint) = &options.otlp {
+        let mut config = mesh_metrics::OtlpConfig::new(endpoint.clone());
+        config.interval = options.otlp_interval;
+        builder = builder.otlp(config);
+    }
+    let exporter = match builder.install() {
         Ok(exporter) => exporter,
         Err(error) => {
             eprintln!("mesh-demo: {error}");

@@ -5,7 +5,7 @@
 
 mod classic;
 pub(crate) mod escape;
-mod from_classic;
+pub(crate) mod from_classic;
 pub(crate) mod number;
 mod openmetrics;
 
