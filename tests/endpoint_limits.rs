@@ -53,7 +53,7 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
         .bearer_token(TOKEN)
         .max_connections(4)
         .unlimited_cardinality("wide_series")
-        .request_timeout(Duration::from_millis(500))
+        .request_timeout(Duration::from_secs(2))
         .connection_timeout(Duration::from_secs(3))
         .install()
         .expect("install");
@@ -90,8 +90,14 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
         assert_eq!(refused.status, 401);
         assert_eq!(refused.body, "authentication required\n");
         assert_eq!(refused.header("www-authenticate"), Some("Bearer realm=\"metrics\""));
-        assert_eq!(refused.header("connection"), Some("close"), "a 401 gives up the connection's slot");
     }
+    // Asked on a keep-alive connection, a 401 still closes it: a client
+    // without the token cannot hold a slot.
+    let mut keep_alive = connect_from("127.0.0.1", addr).await;
+    send(&mut keep_alive, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let answer = read_all(&mut keep_alive).await;
+    assert!(answer.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{answer:?}");
+    assert!(answer.contains("connection: close\r\n"), "the server closes it, not the client: {answer:?}");
 
     // The allowlist names 127.0.0.1 only: 127.0.0.2 is another client.
     let mut outsider = connect_from("127.0.0.2", addr).await;
@@ -117,6 +123,8 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
 
     // Four idle connections (they never sent anything) hold every slot: a
     // fifth that scrapes makes the oldest idle one close, and is served.
+    let evicted = || mesh_metrics::snapshot().value("mcp_mesh_exporter_connections_evicted_total", &[]);
+    let evicted_before = evicted();
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(connect_from("127.0.0.1", addr).await);
@@ -131,6 +139,7 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
     assert_eq!(served.status, 200, "a scrape evicts an idle connection instead of being refused");
     let oldest = read_all(&mut idle[0]).await;
     assert!(oldest.is_empty(), "the oldest idle connection was closed without a response: {oldest:?}");
+    assert_eq!(evicted() - evicted_before, 1.0, "one idle connection was evicted, none timed out first");
     drop(idle);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -147,9 +156,11 @@ async fn the_endpoint_turns_away_what_it_should_and_serves_the_rest() {
         busy.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let evicted_before = evicted();
     let mut fifth = connect_from("127.0.0.1", addr).await;
     send(&mut fifth, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n")).await;
     let answer = read_all(&mut fifth).await;
+    assert_eq!(evicted(), evicted_before, "a connection mid-response is never evicted");
     assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer:?}");
     assert!(
         answer.contains("retry-after: 1\r\n") && answer.ends_with("too many scrapes, try again soon\r\n"),

@@ -148,7 +148,12 @@ fn the_demo_pushes_every_metric_it_serves() {
             };
             let (Some(low), Some(high)) = (find(&before), find(&after)) else { continue };
             let value = point["as_double"].as_f64().expect("a value");
-            assert!(low <= value && value <= high, "{name}{labels:?}: pushed {value}, scraped {low} then {high}");
+            assert!(
+                low <= value && value <= high,
+                "{name}{labels:?}: pushed {value} at {}, scraped {low} before {scraped_at} then {high}; the push: {}",
+                point["time_unix_nano"],
+                metric["sum"]
+            );
             checked += 1;
         }
     }

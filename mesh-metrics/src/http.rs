@@ -213,8 +213,7 @@ impl Slots {
 
     fn evict_oldest_idle(&self) -> bool {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let oldest_idle =
-            held.iter().find(|slot| slot.idle.load(Ordering::Acquire) && !slot.evicting.swap(true, Ordering::AcqRel));
+        let oldest_idle = held.iter().find(|slot| slot.is_idle() && !slot.evicting.swap(true, Ordering::AcqRel));
         match oldest_idle {
             Some(slot) => {
                 slot.evict.notify_one();
@@ -244,9 +243,9 @@ impl Connection {
             refuse(stream, Refusal::Busy).await;
             return;
         };
+        // Released however serving ends, a panic included.
+        let _held = Held { slots: &self.slots, slot: &slot, _permit: permit };
         self.serve(stream, &slot).await;
-        self.slots.release(&slot);
-        drop(permit);
     }
 
     async fn serve(&self, stream: tokio::net::TcpStream, slot: &Arc<Slot>) {
@@ -333,6 +332,19 @@ impl tokio::io::AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A taken slot, given back when dropped.
+struct Held<'a> {
+    slots: &'a Slots,
+    slot: &'a Slot,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.slots.release(self.slot);
     }
 }
 
@@ -487,15 +499,19 @@ async fn respond(
 }
 
 /// The values of `name[]` in a query string (client_golang's filter:
-/// `/metrics?name[]=a&name[]=b`), percent-decoded.
-fn query_names(query: &str) -> Vec<String> {
-    query
+/// `/metrics?name[]=a&name[]=b`), percent-decoded; `None` when the query has
+/// no `name[]`. A value that is empty or not decodable names nothing.
+fn query_names(query: &str) -> Option<Vec<String>> {
+    let values: Vec<&str> = query
         .split('&')
-        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
         .filter(|(key, _)| matches!(percent_decode(key).as_deref(), Some("name[]")))
-        .filter_map(|(_, value)| percent_decode(value))
-        .filter(|value| !value.is_empty())
-        .collect()
+        .map(|(_, value)| value)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.into_iter().filter_map(percent_decode).filter(|value| !value.is_empty()).collect())
 }
 
 fn percent_decode(text: &str) -> Option<String> {
@@ -505,6 +521,9 @@ fn percent_decode(text: &str) -> Option<String> {
         match byte {
             b'%' => {
                 let hex = [rest.next()?, rest.next()?];
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
             }
             b'+' => bytes.push(b' '),
@@ -515,10 +534,13 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// The content coding the `Accept-Encoding` values prefer, by q-value: gzip,
-/// zstd or identity; on a tie gzip, then zstd. `*` stands for any coding not
-/// named. Nothing acceptable, or no header: identity.
+/// zstd or identity; on a tie gzip, then zstd, then identity. `*` stands for
+/// any coding not named; identity is acceptable unless `identity;q=0` (or
+/// `*;q=0` without `identity`) says otherwise. Nothing acceptable, or no
+/// header: identity.
 fn negotiate_encoding<'a>(values: impl Iterator<Item = &'a str>) -> Encoding {
     let (mut gzip, mut zstd, mut wildcard): (Option<f32>, Option<f32>, Option<f32>) = (None, None, None);
+    let mut identity: Option<f32> = None;
     for coding in values.flat_map(|value| value.split(',')) {
         let mut parts = coding.split(';').map(str::trim);
         let name = parts.next().unwrap_or_default().to_ascii_lowercase();
@@ -531,15 +553,18 @@ fn negotiate_encoding<'a>(values: impl Iterator<Item = &'a str>) -> Encoding {
         match name.as_str() {
             "gzip" | "x-gzip" => gzip = Some(quality),
             "zstd" => zstd = Some(quality),
+            "identity" => identity = Some(quality),
             "*" => wildcard = Some(quality),
             _ => {}
         }
     }
     let gzip = gzip.or(wildcard).unwrap_or(0.0);
     let zstd = zstd.or(wildcard).unwrap_or(0.0);
-    if gzip > 0.0 && gzip >= zstd {
+    // Unnamed, identity stays acceptable but is preferred least.
+    let identity = identity.or(wildcard).unwrap_or(f32::MIN_POSITIVE);
+    if gzip > 0.0 && gzip >= zstd && gzip >= identity {
         Encoding::Gzip
-    } else if zstd > 0.0 {
+    } else if zstd > 0.0 && zstd >= identity {
         Encoding::Zstd
     } else {
         Encoding::Identity
@@ -625,13 +650,18 @@ mod tests {
         assert_eq!(encoding(&["br"]), Encoding::Identity);
         assert_eq!(encoding(&["GZIP; Q=0.9"]), Encoding::Gzip);
         assert_eq!(encoding(&["gzip;q=nope"]), Encoding::Identity);
+        assert_eq!(encoding(&["identity;q=1, gzip;q=0.1"]), Encoding::Identity, "identity preferred");
+        assert_eq!(encoding(&["identity;q=0, zstd;q=0.2"]), Encoding::Zstd);
     }
 
     #[test]
     fn names_from_the_query() {
-        assert_eq!(query_names("name[]=a&name[]=b_total"), ["a", "b_total"]);
-        assert_eq!(query_names("name%5B%5D=mcp_mesh_requests_total&x=1"), ["mcp_mesh_requests_total"]);
-        assert!(query_names("").is_empty());
-        assert!(query_names("name=a&name[]=").is_empty());
+        let names = |query| query_names(query);
+        assert_eq!(names("name[]=a&name[]=b_total"), Some(vec!["a".to_owned(), "b_total".to_owned()]));
+        assert_eq!(names("name%5B%5D=mcp_mesh_requests_total&x=1"), Some(vec!["mcp_mesh_requests_total".to_owned()]));
+        assert_eq!(names(""), None, "no filter");
+        assert_eq!(names("name=a"), None, "not the filter's key");
+        assert_eq!(names("name[]="), Some(vec![]), "an empty filter names nothing, it does not lift the filter");
+        assert_eq!(names("name[]=%zz&name[]=%+1"), Some(vec![]), "undecodable values name nothing");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::guard::{self, layer::FacadeGuard};
 use crate::registry::Registry;
@@ -54,23 +54,24 @@ impl Encoding {
     }
 }
 
-/// The metric families a scrape asks for (`name[]=...`); empty: all of them.
+/// The metric families a scrape asks for (`name[]=...`); `None`: all of
+/// them. A filter that names nothing valid serves nothing, not everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Names(BTreeSet<String>);
+pub(crate) struct Names(Option<BTreeSet<String>>);
 
 impl Names {
-    /// From the `name[]` values of a query.
-    pub(crate) fn new(names: impl IntoIterator<Item = String>) -> Self {
-        Self(names.into_iter().collect())
+    /// From the `name[]` values of a query (`None` when it has none).
+    pub(crate) fn new(names: Option<Vec<String>>) -> Self {
+        Self(names.map(|names| names.into_iter().collect()))
     }
 
     /// Whether the family `name` is asked for. A counter is found by its
     /// sample name (`x_total`) or its OpenMetrics family name (`x`).
     pub(crate) fn wants(&self, name: &str) -> bool {
-        self.0.is_empty()
-            || self.0.contains(name)
-            || name.strip_suffix("_total").is_some_and(|base| self.0.contains(base))
-            || self.0.contains(&format!("{name}_total"))
+        let Some(names) = &self.0 else { return true };
+        names.contains(name)
+            || name.strip_suffix("_total").is_some_and(|base| names.contains(base))
+            || names.contains(&format!("{name}_total"))
     }
 }
 
@@ -164,13 +165,20 @@ pub(crate) type Body = Bytes;
 pub(crate) struct Scraper {
     pub(crate) renderer: Renderer,
     inflight: Mutex<HashMap<Request, watch::Receiver<Option<Body>>>>,
+    /// Renders running at once, whatever they are for: requests that differ
+    /// (each `name[]` filter is its own) cannot start renders without bound.
+    renders: Arc<Semaphore>,
     observer: crate::server_metrics::ServerMetrics,
 }
+
+/// How many renders may run at once.
+const CONCURRENT_RENDERS: usize = 2;
 
 impl Scraper {
     pub(crate) fn new(renderer: Renderer) -> Self {
         let observer = crate::server_metrics::ServerMetrics::new(renderer.registry);
-        Self { renderer, inflight: Mutex::new(HashMap::new()), observer }
+        let renders = Arc::new(Semaphore::new(CONCURRENT_RENDERS));
+        Self { renderer, inflight: Mutex::new(HashMap::new()), renders, observer }
     }
 
     /// The server's own metrics.
@@ -181,35 +189,47 @@ impl Scraper {
     /// The body for `request`: the render in flight for the same request if
     /// there is one, else a new one. The render runs on the blocking pool,
     /// detached from the scrape that started it, so a client that goes away
-    /// cancels nothing and costs nothing more. `None` if the render failed.
+    /// cancels nothing and costs nothing more. A scrape that joins a render
+    /// in progress gets values read shortly before it arrived (at most one
+    /// render old), as Prometheus' own scrape timestamps allow. `None` if the
+    /// render failed.
     pub(crate) async fn body(self: &Arc<Self>, request: Request) -> Option<Body> {
-        let mut ready = {
+        let (mut ready, start) = {
             let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
             match inflight.get(&request) {
-                Some(ready) => ready.clone(),
+                Some(ready) => (ready.clone(), None),
                 None => {
                     let (done, ready) = watch::channel(None);
                     inflight.insert(request.clone(), ready.clone());
-                    let this = self.clone();
-                    tokio::task::spawn_blocking(move || this.produce(request, &done));
-                    ready
+                    (ready, Some(done))
                 }
             }
         };
+        // Started with the table unlocked: the task's guard takes the lock.
+        if let Some(done) = start {
+            // Owned by the task from here on: if the task never runs (the
+            // runtime is shutting down), dropping it still takes the request
+            // out of the table.
+            let leave = Leave { scraper: self.clone(), request };
+            let renders = self.renders.clone();
+            tokio::spawn(async move {
+                let Ok(permit) = renders.acquire_owned().await else { return };
+                let render = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    leave.scraper.clone().produce(leave, &done);
+                });
+                let _ = render.await;
+            });
+        }
         ready.wait_for(Option::is_some).await.ok()?.clone()
     }
 
-    /// Renders and encodes `request`, then hands the bytes to every scrape
-    /// waiting for them. The request leaves the in-flight table whatever
-    /// happens (a panic included), so the next scrape starts afresh.
-    fn produce(&self, request: Request, done: &watch::Sender<Option<Body>>) {
-        struct Leave<'a>(&'a Scraper, &'a Request);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(self.1);
-            }
-        }
-        let leave = Leave(self, &request);
+    /// Renders and encodes the request `leave` holds, then hands the bytes to
+    /// every scrape waiting for them. The request leaves the in-flight table
+    /// before they are handed over, and whatever happens (a panic included),
+    /// so the next scrape starts afresh.
+    fn produce(&self, leave: Leave, done: &watch::Sender<Option<Body>>) {
+        let request = leave.request.clone();
         let started = Instant::now();
         let text = self.renderer.render(request.format, &request.names);
         let body = encode(text.into_bytes(), request.encoding);
@@ -222,6 +242,18 @@ impl Scraper {
             // Waiting scrapes see the sender go and answer 500.
             Err(error) => tracing::error!(%error, "mesh-metrics: cannot encode /metrics"),
         }
+    }
+}
+
+/// A request in the in-flight table; dropping this takes it out.
+struct Leave {
+    scraper: Arc<Scraper>,
+    request: Request,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.scraper.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.request);
     }
 }
 
@@ -249,6 +281,7 @@ mod tests {
     use crate::names;
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn collectors_turned_off_collect_nothing_and_on_collect_each_source() {
         let registry = Registry::new();
         Collectors { process: false, runtimes: Vec::new() }.collect(&registry);

@@ -38,6 +38,14 @@ fn publish(registry: &Registry, descriptor: &Descriptor, values: &[&str], value:
     }
 }
 
+/// Withdraws every series of `descriptor`'s family: its source could not be
+/// read, and a stale value must not pass for a current one.
+fn withdraw(registry: &Registry, descriptor: &Descriptor) {
+    if let Ok(family) = registry.bounded_family(descriptor) {
+        family.clear();
+    }
+}
+
 const fn descriptor(
     name: &'static str,
     help: &'static str,

@@ -456,3 +456,35 @@ mod tests {
         assert_eq!(ucum("bytes"), "By");
     }
 }
+
+#[cfg(test)]
+mod agreement {
+    use super::*;
+    use crate::registry::{Descriptor, Registry};
+
+    /// A counter's value is the same bits in a push and in a scrape.
+    #[test]
+    fn a_pushed_counter_is_the_scraped_counter() {
+        let registry = Registry::new();
+        let descriptor = Descriptor {
+            name: "revenue_total".into(),
+            help: "Revenue".into(),
+            kind: MetricKind::Counter,
+            label_names: (&[][..]).into(),
+            unit: None,
+        };
+        let family = registry.family(&descriptor).expect("family");
+        let series = family.series(&[], |_| Cell::Counter(Default::default())).expect("series");
+        let Cell::Counter(counter) = series.cell() else { panic!("a counter") };
+        for amount in [752.79, 172.07, 100.0, 0.01, 33.33] {
+            assert!(counter.add(amount));
+            let context = Context { resource: Vec::new(), global: Vec::new(), start_nanos: 0 };
+            let body = request(&context, &registry.families(), "");
+            let text = crate::render_classic(&registry);
+            let scraped: f64 =
+                text.lines().find_map(|l| l.strip_prefix("revenue_total ")).expect("sample").parse().expect("f64");
+            let bits = scraped.to_bits().to_le_bytes();
+            assert!(body.windows(8).any(|w| w == bits), "the push holds {scraped} exactly");
+        }
+    }
+}

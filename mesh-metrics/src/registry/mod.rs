@@ -191,6 +191,15 @@ impl Family {
         list
     }
 
+    /// Removes every series: for a collector whose source can no longer be
+    /// read, so that what it read last is not served as current.
+    pub(crate) fn clear(&self) {
+        let mut table = write(&self.series);
+        table.list.clear();
+        table.index.clear();
+        table.overflow = None;
+    }
+
     /// How many label sets the guard admitted (the overflow series not counted).
     pub fn admitted(&self) -> usize {
         read(&self.series).list.len()

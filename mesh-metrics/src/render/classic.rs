@@ -15,11 +15,15 @@ const SUMMARY_SAMPLES: &[&str] = &["_sum", "_count"];
 /// Appends every family with at least one series. A family whose sample names
 /// another family already claimed is left out (two families may not share a
 /// sample name) and returned by name.
+///
+/// Every family claims its sample names, asked for by `wanted` or not: which
+/// family owns a name must not depend on the filter.
 pub(crate) fn render(
     out: &mut String,
     families: &[Arc<Family>],
     global: &GlobalLabels,
     claimed: &mut Claimed,
+    wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
     let mut skipped = Vec::new();
     let mut cumulative = Vec::new();
@@ -34,7 +38,12 @@ pub(crate) fn render(
         let name = &*descriptor.name;
         let owned = if descriptor.kind == MetricKind::Histogram { HISTOGRAM_SAMPLES } else { &[] };
         if !claimed.claim(name, owned) {
-            skipped.push(name.to_owned());
+            if wanted(name) {
+                skipped.push(name.to_owned());
+            }
+            continue;
+        }
+        if !wanted(name) {
             continue;
         }
         let names = &*descriptor.label_names;
@@ -90,14 +99,19 @@ pub(crate) fn append(
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
     let mut skipped = Vec::new();
-    for block in blocks(text).into_iter().filter(|block| wanted(block.name)) {
+    for block in blocks(text) {
         let owned = match block.kind {
             "histogram" => HISTOGRAM_SAMPLES,
             "summary" => SUMMARY_SAMPLES,
             _ => &[],
         };
         if !claimed.claim(block.name, owned) {
-            skipped.push(block.name.to_owned());
+            if wanted(block.name) {
+                skipped.push(block.name.to_owned());
+            }
+            continue;
+        }
+        if !wanted(block.name) {
             continue;
         }
         if let Some(help) = block.help {

@@ -29,8 +29,11 @@ pub(crate) fn append(
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
     let mut skipped = Vec::new();
-    for block in blocks(text).into_iter().filter(|block| wanted(block.name)) {
-        if !emit(out, &block, claimed) {
+    // Every family claims its sample names, asked for or not: which family
+    // owns a name must not depend on the filter.
+    for block in blocks(text) {
+        let wanted = wanted(block.name);
+        if !emit(out, &block, claimed, wanted) && wanted {
             skipped.push(block.name.to_owned());
         }
     }
@@ -73,7 +76,9 @@ fn sample_name(line: &str) -> &str {
 }
 
 /// Writes one block; `false` if it cannot be expressed without clashing.
-fn emit(out: &mut String, block: &Block<'_>, claimed: &mut Claimed) -> bool {
+/// Claims the block's sample names and, when `write`, writes it. `false` if
+/// its names were taken.
+fn emit(out: &mut String, block: &Block<'_>, claimed: &mut Claimed, write: bool) -> bool {
     let (family, kind, suffixes): (&str, &str, &[&str]) = match block.kind {
         "counter" => match block.name.strip_suffix("_total") {
             Some(base) if !base.is_empty() => (base, "counter", COUNTER_SUFFIXES),
@@ -90,6 +95,9 @@ fn emit(out: &mut String, block: &Block<'_>, claimed: &mut Claimed) -> bool {
     };
     if !block.samples.iter().all(owns) || !claimed.claim(family, suffixes) {
         return false;
+    }
+    if !write {
+        return true;
     }
     header(out, family, &unescape_help(block.help.unwrap_or_default()), kind);
     let drop_sum = kind == "histogram" && block.samples.iter().any(|line| negative_sum_or_bound(family, line));

@@ -24,8 +24,7 @@ pub(crate) fn classic_document(
 ) -> (String, Vec<String>) {
     let mut out = String::with_capacity(16 * 1024);
     let mut claimed = openmetrics::Claimed::default();
-    let families: Vec<Arc<Family>> = families.iter().filter(|f| wanted(&f.descriptor().name)).cloned().collect();
-    let mut skipped = classic::render(&mut out, &families, global, &mut claimed);
+    let mut skipped = classic::render(&mut out, families, global, &mut claimed, wanted);
     if let Some(facade) = facade {
         skipped.extend(classic::append(&mut out, facade, &mut claimed, wanted));
     }
@@ -45,8 +44,7 @@ pub(crate) fn openmetrics_document(
     let mut out = String::with_capacity(16 * 1024);
     let mut claimed = openmetrics::Claimed::default();
     let clock = crate::exemplar::scrape_clock();
-    let families: Vec<Arc<Family>> = families.iter().filter(|f| wanted(&f.descriptor().name)).cloned().collect();
-    let mut skipped = openmetrics::render(&mut out, &families, global, &mut claimed, clock);
+    let mut skipped = openmetrics::render(&mut out, families, global, &mut claimed, clock, wanted);
     if let Some(facade) = facade {
         skipped.extend(from_classic::append(&mut out, facade, &mut claimed, wanted));
     }

@@ -67,6 +67,7 @@ pub(crate) fn render(
     global: &GlobalLabels,
     claimed: &mut Claimed,
     clock: (SystemTime, quanta::Instant),
+    wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
     let mut skipped = Vec::new();
     let mut scratch = Scratch::default();
@@ -77,8 +78,15 @@ pub(crate) fn render(
         }
         let descriptor = family.descriptor();
         let (exposed_name, kind, suffixes) = exposed(&descriptor.name, descriptor.kind);
+        // Claimed whether asked for or not: which family owns a sample name
+        // must not depend on the filter.
         if !claimed.claim(exposed_name, suffixes) {
-            skipped.push(descriptor.name.to_string());
+            if wanted(&descriptor.name) {
+                skipped.push(descriptor.name.to_string());
+            }
+            continue;
+        }
+        if !wanted(&descriptor.name) {
             continue;
         }
         header(out, exposed_name, &descriptor.help, kind);
