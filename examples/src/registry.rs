@@ -1,6 +1,7 @@
 //! A mesh registry: agents register, send heartbeats and leave. It keeps the
-//! guide's `mcp_mesh_registry_agents_total{status}` gauge, written through the
-//! `metrics` facade to show that facade metrics land on the same `/metrics`.
+//! guide's registry gauge as `mcp_mesh_registry_agents{status}` (the guide's
+//! `_total` dropped: it is a gauge), written through the `metrics` facade to
+//! show that facade metrics land on the same `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,7 +56,7 @@ impl MeshRegistry {
     /// An empty registry; describes its gauge.
     #[instrumented(skip)]
     pub fn new() -> Self {
-        metrics::describe_gauge!(mesh_metrics::names::REGISTRY_AGENTS_TOTAL, "Total number of registered agents");
+        metrics::describe_gauge!(mesh_metrics::names::REGISTRY_AGENTS, "Total number of registered agents");
         let registry = Self::default();
         registry.publish(&HashMap::new());
         registry
@@ -96,7 +97,7 @@ impl MeshRegistry {
     fn publish(&self, agents: &HashMap<String, AgentStatus>) {
         for status in AgentStatus::ALL {
             let count = agents.values().filter(|s| **s == status).count();
-            metrics::gauge!(mesh_metrics::names::REGISTRY_AGENTS_TOTAL, "status" => status.label()).set(count as f64);
+            metrics::gauge!(mesh_metrics::names::REGISTRY_AGENTS, "status" => status.label()).set(count as f64);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mesh_metrics::rules::{self, SloConfig};
-use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, required_tool};
+use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, promtool_check_metrics, required_tool};
 
 /// How long to wait for Prometheus to see what the test expects.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -117,6 +117,13 @@ fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
         query(api_addr, "up{job=\"mesh-demo\"}").first().map(|s| s["value"][1].clone())
     });
     assert_eq!(up, "1", "the scrape failed; prometheus log:\n{}", log_tail());
+
+    // The demo's exposition lints clean (the guide's gauge named `_total` is
+    // exposed as `mcp_mesh_registry_agents`).
+    let body = get(target, "/metrics").expect("scrape the demo").body;
+    assert!(body.contains("mcp_mesh_registry_agents{"), "the registry's gauge is there");
+    let lint = promtool_check_metrics(&required_tool("promtool"), &body).unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint.is_empty(), "promtool check metrics on the demo: {lint:?}");
 
     let exemplars = eventually("exemplars", &mut [&mut demo, &mut prometheus], || {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();

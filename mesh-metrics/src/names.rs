@@ -10,8 +10,11 @@ pub const REQUEST_DURATION_SECONDS: &str = "mcp_mesh_request_duration_seconds";
 pub const CONNECTIONS_ACTIVE: &str = "mcp_mesh_connections_active";
 /// Gauge fixed at 1, labelled `agent_name`, `version`, `capabilities`.
 pub const AGENT_INFO: &str = "mcp_mesh_agent_info";
-/// Gauge kept by a registry, labelled `status`.
-pub const REGISTRY_AGENTS_TOTAL: &str = "mcp_mesh_registry_agents_total";
+/// Gauge kept by a registry, labelled `status`: agents registered by state.
+/// The guide names it `mcp_mesh_registry_agents_total`, but `_total` is for
+/// counters (promtool flags a gauge with it, and the `Metrics` derive refuses
+/// it), so the name drops it.
+pub const REGISTRY_AGENTS: &str = "mcp_mesh_registry_agents";
 /// Counter of registrations and lookups the cardinality guard folded into a
 /// metric's overflow series, labelled `metric`.
 pub const CARDINALITY_OVERFLOW_TOTAL: &str = "mcp_mesh_cardinality_overflow_total";
