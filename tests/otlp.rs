@@ -155,7 +155,7 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
     // The receiver is down from the start.
     receiver.command("fail 1000000");
     let mut config = mesh_metrics::OtlpConfig::new(format!("http://127.0.0.1:{}", receiver.port));
-    config.interval = Duration::from_millis(300);
+    config.interval = Duration::from_secs(1);
     config.timeout = Duration::from_secs(2);
     config.headers.push(("x-tenant".into(), "mesh".into()));
     config.resource.push(("deployment.environment".into(), "test".into()));
@@ -198,7 +198,8 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
     let metrics = metrics_of(&push);
     // The request counter: a monotonic cumulative sum named without `_total`,
     // one point per label set, each equal to the scrape's.
-    let requests = &metrics["mcp_mesh_requests"];
+    // Names are sent as /metrics serves them (the spec's default).
+    let requests = &metrics["mcp_mesh_requests_total"];
     assert_eq!(requests["sum"]["aggregation_temporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE");
     assert_eq!(requests["sum"]["is_monotonic"], true);
     let mut compared = 0;
@@ -264,14 +265,25 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
     }
 
     // The facade's counter, and the process and runtime collectors, are pushed too.
-    let facade = &metrics["otlp_facade"];
+    let facade = &metrics["otlp_facade_total"];
     assert_eq!(facade["sum"]["data_points"][0]["as_double"].as_f64(), Some(7.0));
-    assert!(metrics.contains_key("process_cpu_seconds"), "collected metrics are pushed");
+    assert!(metrics.contains_key("process_cpu_seconds_total"), "collected metrics are pushed");
     assert!(metrics.contains_key("tokio_workers"));
 
     // The outage shows in the exporter's own counter.
     let failures = mesh_metrics::snapshot().value("mcp_mesh_exporter_otlp_pushes_total", &[("result", "failure")]);
     assert!(failures >= 3.0, "{failures} failed pushes counted");
+
+    // A 503 without Retry-After is retried within the same interval (after a
+    // backoff of about 250 ms), and the retry gets through.
+    let pushes =
+        |result: &str| mesh_metrics::snapshot().value("mcp_mesh_exporter_otlp_pushes_total", &[("result", result)]);
+    let (retries, successes) = (pushes("retry"), pushes("success"));
+    receiver.command("flaky 1");
+    receiver.next("a push refused once", |r| r["status"] == 503);
+    receiver.next("its retry", |r| r["status"] == 200);
+    assert_eq!(pushes("retry") - retries, 1.0, "one retry");
+    assert!(pushes("success") > successes);
 
     // A partial success is reported, not retried.
     receiver.command("partial 4");
@@ -289,16 +301,16 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
         let _ = checkout(trace, n);
     }
     exporter.shutdown().await;
-    let mut last = None;
-    while let Ok(record) = receiver.records.recv_timeout(Duration::from_millis(500)) {
-        last = Some(record);
-    }
-    let last = last.expect("a push at shutdown");
-    let points = metrics_of(&last)["mcp_mesh_requests"]["sum"]["data_points"].as_array().cloned().expect("points");
-    let total: f64 = points
-        .iter()
-        .filter(|p| attributes(p).get("agent").map(String::as_str) == Some("otlp-agent"))
-        .filter_map(|p| p["as_double"].as_f64())
-        .sum();
-    assert_eq!(total, 54.0, "the last push has every call");
+    let total = |record: &Value| -> f64 {
+        metrics_of(record)
+            .get("mcp_mesh_requests_total")
+            .and_then(|m| m["sum"]["data_points"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| attributes(p).get("agent").map(String::as_str) == Some("otlp-agent"))
+            .filter_map(|p| p["as_double"].as_f64())
+            .sum()
+    };
+    // Shutdown waited for the final push, which has every call.
+    receiver.next("the push made at shutdown", |r| r["status"] == 200 && total(r) == 54.0);
 }

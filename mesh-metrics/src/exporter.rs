@@ -335,7 +335,7 @@ impl ExporterBuilder {
             runtimes.insert(0, (MAIN_RUNTIME.to_owned(), current));
         }
         let scraper = Arc::new(Scraper::new(Renderer {
-            collectors: Collectors { process: self.process_metrics, runtimes },
+            collectors: Collectors::new(self.process_metrics, runtimes),
             registry,
             global: GlobalLabels::new(&self.global_labels),
             facade: facade_handle,

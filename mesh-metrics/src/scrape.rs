@@ -86,12 +86,21 @@ pub(crate) struct Request {
 /// What is collected at each scrape (see [`crate::collect`]).
 #[derive(Debug)]
 pub(crate) struct Collectors {
-    pub(crate) process: bool,
-    pub(crate) runtimes: Vec<(String, tokio::runtime::Handle)>,
+    process: bool,
+    runtimes: Vec<(String, tokio::runtime::Handle)>,
+    /// One collection at a time (a scrape's and a push's): a collected
+    /// counter is set, so two readings written out of order would make it
+    /// go down, which Prometheus reads as a reset.
+    serial: Mutex<()>,
 }
 
 impl Collectors {
+    pub(crate) fn new(process: bool, runtimes: Vec<(String, tokio::runtime::Handle)>) -> Self {
+        Self { process, runtimes, serial: Mutex::new(()) }
+    }
+
     pub(crate) fn collect(&self, registry: &Registry) {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
         if self.process {
             crate::collect::collect_process(registry);
         }
@@ -284,11 +293,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn collectors_turned_off_collect_nothing_and_on_collect_each_source() {
         let registry = Registry::new();
-        Collectors { process: false, runtimes: Vec::new() }.collect(&registry);
+        Collectors::new(false, Vec::new()).collect(&registry);
         assert!(registry.families().is_empty());
 
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let collectors = Collectors { process: true, runtimes: vec![("agents".to_owned(), runtime.handle().clone())] };
+        let collectors = Collectors::new(true, vec![("agents".to_owned(), runtime.handle().clone())]);
         collectors.collect(&registry);
         let snapshot = registry.snapshot();
         assert!(snapshot.matching(names::process::CPU_SECONDS_TOTAL, &[]).next().is_some());

@@ -9,6 +9,7 @@ Prints `port <N>` once listening on 127.0.0.1, then one JSON line per request:
      "request": <ExportMetricsServiceRequest as JSON, or null when refused>}
 Commands on stdin, one per line:
     fail <N>      answer the next N requests 503 with Retry-After: 1
+    flaky <N>     answer the next N requests 503 without Retry-After
     partial <N>   answer the next request 200 with partial_success rejecting N points
 """
 import gzip
@@ -23,7 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-state = {"fail": 0, "partial": 0}
+state = {"fail": 0, "flaky": 0, "partial": 0}
 lock = threading.Lock()
 
 
@@ -45,13 +46,17 @@ class Handler(BaseHTTPRequestHandler):
             failing = state["fail"] > 0
             if failing:
                 state["fail"] -= 1
+            flaky = not failing and state["flaky"] > 0
+            if flaky:
+                state["flaky"] -= 1
             partial, state["partial"] = state["partial"], 0
-        if failing:
+        if failing or flaky:
+            emit({"status": 503, "encoding": encoding, "request": None})
             self.send_response(503)
-            self.send_header("Retry-After", "1")
+            if failing:
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Length", "0")
             self.end_headers()
-            emit({"status": 503, "encoding": encoding, "request": None})
             return
         if encoding == "gzip":
             body = gzip.decompress(body)

@@ -68,9 +68,17 @@ pub(crate) async fn post(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|error| format!("HTTP handshake with {} failed: {error}", endpoint.authority))?;
-    let driver = tokio::spawn(async move {
+    // The connection's task ends with this call, however it ends (the
+    // caller's timeout drops this future).
+    struct Driver(tokio::task::JoinHandle<()>);
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _driver = Driver(tokio::spawn(async move {
         let _ = connection.await;
-    });
+    }));
     let mut request = hyper::Request::post(&endpoint.path)
         .header(HOST, &endpoint.authority)
         .header(CONTENT_TYPE, "application/x-protobuf")
@@ -82,27 +90,20 @@ pub(crate) async fn post(
     for (name, value) in headers {
         request.headers_mut().insert(name.clone(), value.clone());
     }
-    let response = sender.send_request(request).await.map_err(|error| format!("the request failed: {error}"));
-    let result = match response {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|seconds| seconds.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(http_body_util::Collected::to_bytes)
-                .unwrap_or_default();
-            Ok(Reply { status, retry_after, body })
-        }
-        Err(error) => Err(error),
-    };
-    driver.abort();
-    result
+    let response = sender.send_request(request).await.map_err(|error| format!("the request failed: {error}"))?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|seconds| seconds.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    Ok(Reply { status, retry_after, body })
 }
 
 #[cfg(test)]

@@ -3,18 +3,26 @@
 //! counters as monotonic cumulative sums, gauges as gauges, histograms as
 //! explicit-bucket cumulative histograms, with their exemplars' trace IDs.
 //!
-//! Names follow the OpenTelemetry–Prometheus compatibility rules: a counter's
-//! metric is named without `_total` (its OpenMetrics family name), and the
-//! unit goes in `unit` (UCUM: `s`, `By`, ...); the name keeps its unit
-//! suffix, so a Prometheus behind a Collector sees the names `/metrics` has.
+//! Names follow the OpenTelemetry–Prometheus compatibility rules: by default a
+//! name is left as `/metrics` has it (`mcp_mesh_requests_total`); with
+//! `strip_suffixes` the type suffix (`_total`) and the unit suffix
+//! (`_seconds`) are removed. The unit goes in `unit` as UCUM (`s`, `By`).
+//! What `/metrics` leaves out (a facade family whose sample names are ours)
+//! is left out of a push too.
+//!
+//! Start times say where each cumulative series began: a registry series'
+//! creation (an expired series that comes back starts again), the process'
+//! start for counters read from the system, and for facade series the push
+//! before they were first seen or last went down.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::proto::Writer;
 use crate::exemplar::Exemplar;
 use crate::registry::{Cell, Family, MetricKind};
-use crate::render::from_classic;
+use crate::render::{classic, from_classic};
 
 /// What every request carries besides the metrics.
 #[derive(Debug, Clone)]
@@ -23,8 +31,36 @@ pub(crate) struct Context {
     pub(crate) resource: Vec<(String, String)>,
     /// Labels added to every series of ours (the builder's global labels).
     pub(crate) global: Vec<(String, String)>,
-    /// When the cumulative series started: when the exporter was installed.
-    pub(crate) start_nanos: u64,
+    /// When the process started: the start of counters read from the system.
+    pub(crate) process_start_nanos: u64,
+    /// Whether names lose their type and unit suffixes.
+    pub(crate) strip_suffixes: bool,
+}
+
+/// Where each facade series' cumulative values start, carried from push to
+/// push: `(start, last value)` by family and labels.
+#[derive(Debug, Default)]
+pub(crate) struct FacadeStarts {
+    starts: HashMap<String, (u64, f64)>,
+    /// When the previous push read its values (the install time at first).
+    previous: u64,
+}
+
+impl FacadeStarts {
+    pub(crate) fn new(installed_nanos: u64) -> Self {
+        Self { starts: HashMap::new(), previous: installed_nanos }
+    }
+
+    /// The start of a series now at `value`: kept while it only grows, moved
+    /// to the previous push when it is new or went down (it was reset).
+    fn start(&self, next: &mut HashMap<String, (u64, f64)>, key: String, value: f64) -> u64 {
+        let start = match self.starts.get(&key) {
+            Some((start, last)) if value >= *last => *start,
+            _ => self.previous,
+        };
+        next.insert(key, (start, value));
+        start
+    }
 }
 
 // Field numbers of opentelemetry-proto (collector/metrics/v1, metrics/v1,
@@ -80,11 +116,19 @@ mod field {
 /// `AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE`.
 const CUMULATIVE: u64 = 2;
 
-/// The request body (not yet compressed).
-pub(crate) fn request(context: &Context, families: &[Arc<Family>], facade: &str) -> Vec<u8> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-    let points = Points { start: context.start_nanos, now };
+/// The request body (not yet compressed), with values read at `now` (taken
+/// before anything was read or collected).
+pub(crate) fn request(
+    context: &Context,
+    families: &[Arc<Family>],
+    facade: &str,
+    now: u64,
+    starts: &mut FacadeStarts,
+) -> Vec<u8> {
+    let points = Points { process_start: context.process_start_nanos, now };
     let clock = crate::exemplar::scrape_clock();
+    let clashing = classic::clashing(families, facade);
+    let mut next_starts = HashMap::new();
     let mut writer = Writer::default();
     writer.message(field::REQUEST_RESOURCE_METRICS, |resource_metrics| {
         resource_metrics.message(field::RESOURCE_METRICS_RESOURCE, |resource| {
@@ -97,20 +141,24 @@ pub(crate) fn request(context: &Context, families: &[Arc<Family>], facade: &str)
                 scope.string(field::SCOPE_NAME, "mesh-metrics");
                 scope.string(field::SCOPE_VERSION, env!("CARGO_PKG_VERSION"));
             });
-            for family in families {
-                ours(scope_metrics, family, &context.global, &points, clock);
+            for family in families.iter().filter(|f| !clashing.contains(&*f.descriptor().name)) {
+                ours(scope_metrics, family, context, &points, clock);
             }
-            for block in from_classic::blocks(facade) {
-                facade_family(scope_metrics, &block, &points);
+            for block in from_classic::blocks(facade).iter().filter(|block| !clashing.contains(block.name)) {
+                facade_family(scope_metrics, block, context, &points, starts, &mut next_starts);
             }
         });
     });
+    // Series not seen this time are forgotten: the table stays as large as
+    // the facade is.
+    starts.starts = next_starts;
+    starts.previous = now;
     writer.into_bytes()
 }
 
-/// The times every point of one request carries.
+/// The times points of one request carry.
 struct Points {
-    start: u64,
+    process_start: u64,
     now: u64,
 }
 
@@ -121,13 +169,20 @@ fn attribute(writer: &mut Writer, field_number: u32, key: &str, value: &str) {
     });
 }
 
-/// The OpenTelemetry metric name of a Prometheus family: a counter's without
-/// `_total`.
-fn metric_name(name: &str, kind: &str) -> String {
-    match (kind, name.strip_suffix("_total")) {
-        ("counter", Some(base)) if !base.is_empty() => base.to_owned(),
-        _ => name.to_owned(),
+/// The OpenTelemetry metric name of a Prometheus family: as it is, or with
+/// its type (`_total`) and unit (`_seconds`) suffixes removed.
+fn metric_name(name: &str, kind: &str, unit: Option<&str>, strip: bool) -> String {
+    if !strip {
+        return name.to_owned();
     }
+    let mut base = name;
+    if kind == "counter" {
+        base = base.strip_suffix("_total").filter(|b| !b.is_empty()).unwrap_or(base);
+    }
+    if let Some(unit) = unit {
+        base = base.strip_suffix(&format!("_{unit}")).filter(|b| !b.is_empty()).unwrap_or(base);
+    }
+    base.to_owned()
 }
 
 /// A Prometheus unit as UCUM, which OTLP's `unit` holds.
@@ -142,13 +197,8 @@ fn ucum(unit: &str) -> &str {
     }
 }
 
-fn ours(
-    scope: &mut Writer,
-    family: &Family,
-    global: &[(String, String)],
-    points: &Points,
-    clock: (SystemTime, quanta::Instant),
-) {
+fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points, clock: (SystemTime, quanta::Instant)) {
+    let global = &context.global;
     let series = family.series_list();
     if series.is_empty() {
         return;
@@ -170,7 +220,8 @@ fn ours(
         }
     };
     scope.message(field::SCOPE_METRICS_METRICS, |metric| {
-        metric.string(field::METRIC_NAME, &metric_name(&descriptor.name, kind));
+        let unit = descriptor.unit.as_deref();
+        metric.string(field::METRIC_NAME, &metric_name(&descriptor.name, kind, unit, context.strip_suffixes));
         metric.string(field::METRIC_DESCRIPTION, &descriptor.help);
         metric.string(field::METRIC_UNIT, descriptor.unit.as_deref().map(ucum).unwrap_or_default());
         let data_field = match descriptor.kind {
@@ -181,10 +232,13 @@ fn ours(
         metric.message(data_field, |data| {
             let mut cumulative = Vec::new();
             for series in &series {
+                let created = u64::from(series.created_unix_secs()) * 1_000_000_000;
                 match series.cell() {
                     Cell::Histogram(histogram) => data.message(field::DATA_POINTS, |point| {
                         attributes(point, field::HISTOGRAM_ATTRIBUTES, series);
                         let (count, sum, layout) = histogram.read(&mut cumulative);
+                        // OTLP leaves the sum out once negative values may have been recorded.
+                        let negative = sum < 0.0 || sum.is_nan() || layout.bounds().first().is_some_and(|b| *b < 0.0);
                         let per_bucket: Vec<u64> = cumulative
                             .iter()
                             .scan(0u64, |below, &total| {
@@ -193,7 +247,8 @@ fn ours(
                                 Some(bucket)
                             })
                             .collect();
-                        histogram_point(point, points, count, sum, &per_bucket, layout.bounds());
+                        let sum = (!negative).then_some(sum);
+                        histogram_point(point, created, points.now, count, sum, &per_bucket, layout.bounds());
                         for index in 0..per_bucket.len() {
                             if let Some(exemplar) = histogram.read_exemplar(index, clock) {
                                 point.message(field::HISTOGRAM_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
@@ -202,13 +257,16 @@ fn ours(
                     }),
                     cell => data.message(field::DATA_POINTS, |point| {
                         attributes(point, field::NUMBER_ATTRIBUTES, series);
-                        let (value, exemplar) = match cell {
-                            Cell::Counter(counter) => (counter.get(), counter.read_exemplar(clock)),
-                            Cell::Gauge(gauge) => (gauge.get(), None),
-                            Cell::InFlight(in_flight) => (in_flight.get() as f64, None),
-                            Cell::Histogram(_) => (0.0, None),
+                        // A counter held in a gauge cell is read from the system
+                        // (process, runtime): it counts from the process' start.
+                        let (value, exemplar, start) = match cell {
+                            Cell::Counter(counter) => (counter.get(), counter.read_exemplar(clock), created),
+                            Cell::Gauge(gauge) => (gauge.get(), None, points.process_start),
+                            Cell::InFlight(in_flight) => (in_flight.get() as f64, None, created),
+                            Cell::Histogram(_) => (0.0, None, created),
                         };
-                        number_point(point, points, descriptor.kind == MetricKind::Counter, value);
+                        let start = (descriptor.kind == MetricKind::Counter).then_some(start);
+                        number_point(point, start, points.now, value);
                         if let Some(exemplar) = exemplar {
                             point.message(field::NUMBER_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
                         }
@@ -232,20 +290,28 @@ fn temporality(data: &mut Writer, kind: MetricKind) {
     }
 }
 
-fn number_point(point: &mut Writer, points: &Points, cumulative: bool, value: f64) {
-    if cumulative {
-        point.fixed64(field::NUMBER_START, points.start);
+/// A number point; `start` for a cumulative one (a gauge has none).
+fn number_point(point: &mut Writer, start: Option<u64>, now: u64, value: f64) {
+    if let Some(start) = start {
+        point.fixed64(field::NUMBER_START, start);
     }
-    point.fixed64(field::NUMBER_TIME, points.now);
+    point.fixed64(field::NUMBER_TIME, now);
     point.double(field::NUMBER_AS_DOUBLE, value);
 }
 
-fn histogram_point(point: &mut Writer, points: &Points, count: u64, sum: f64, buckets: &[u64], bounds: &[f64]) {
-    point.fixed64(field::HISTOGRAM_START, points.start);
-    point.fixed64(field::HISTOGRAM_TIME, points.now);
+fn histogram_point(
+    point: &mut Writer,
+    start: u64,
+    now: u64,
+    count: u64,
+    sum: Option<f64>,
+    buckets: &[u64],
+    bounds: &[f64],
+) {
+    point.fixed64(field::HISTOGRAM_START, start);
+    point.fixed64(field::HISTOGRAM_TIME, now);
     point.fixed64(field::HISTOGRAM_COUNT, count);
-    // OTLP leaves the sum out of a histogram with negative observations.
-    if sum >= 0.0 {
+    if let Some(sum) = sum {
         point.double(field::HISTOGRAM_SUM, sum);
     }
     point.packed_fixed64(field::HISTOGRAM_BUCKET_COUNTS, buckets);
@@ -305,52 +371,80 @@ fn sample(line: &str) -> Option<Sample> {
     Some(Sample { name, labels, value })
 }
 
-/// One family of the facade, from its classic text.
-fn facade_family(scope: &mut Writer, block: &from_classic::Block<'_>, points: &Points) {
-    let samples: Vec<Sample> = block.samples.iter().filter_map(|line| sample(line)).collect();
+/// One family of the facade, from its classic text. Only the samples the
+/// family owns are read (its name, and a histogram's or summary's suffixes);
+/// a histogram or summary series without `_count` (or, for a histogram, its
+/// `+Inf` bucket) is left out and logged, never sent half-formed.
+fn facade_family(
+    scope: &mut Writer,
+    block: &from_classic::Block<'_>,
+    context: &Context,
+    points: &Points,
+    starts: &FacadeStarts,
+    next: &mut HashMap<String, (u64, f64)>,
+) {
+    let suffixes: &[&str] = match block.kind {
+        "histogram" => &["_bucket", "_sum", "_count"],
+        "summary" => &["", "_sum", "_count"],
+        _ => &[""],
+    };
+    let owned = |sample: &Sample| sample.name.strip_prefix(block.name).is_some_and(|suffix| suffixes.contains(&suffix));
+    let samples: Vec<Sample> = block.samples.iter().filter_map(|line| sample(line)).filter(owned).collect();
     if samples.is_empty() {
         return;
     }
+    let key = |labels: &[(String, String)]| {
+        let mut key = block.name.to_owned();
+        for (name, value) in labels.iter().filter(|(name, _)| name != "le" && name != "quantile") {
+            key.push('\u{0}');
+            key.push_str(name);
+            key.push('=');
+            key.push_str(value);
+        }
+        key
+    };
     scope.message(field::SCOPE_METRICS_METRICS, |metric| {
-        metric.string(field::METRIC_NAME, &metric_name(block.name, block.kind));
-        metric.string(field::METRIC_DESCRIPTION, block.help.unwrap_or_default());
+        metric.string(field::METRIC_NAME, &metric_name(block.name, block.kind, None, context.strip_suffixes));
+        metric.string(field::METRIC_DESCRIPTION, &from_classic::unescape_help(block.help.unwrap_or_default()));
         match block.kind {
             "counter" => metric.message(field::METRIC_SUM, |data| {
                 for sample in &samples {
                     data.message(field::DATA_POINTS, |point| {
                         labels(point, field::NUMBER_ATTRIBUTES, &sample.labels, None);
-                        number_point(point, points, true, sample.value);
+                        let start = starts.start(next, key(&sample.labels), sample.value);
+                        number_point(point, Some(start), points.now, sample.value);
                     });
                 }
                 temporality(data, MetricKind::Counter);
             }),
             "histogram" => metric.message(field::METRIC_HISTOGRAM, |data| {
                 for series in grouped(block.name, &samples) {
+                    let Some(histogram) = series.histogram() else {
+                        warn_malformed(block.name);
+                        continue;
+                    };
                     data.message(field::DATA_POINTS, |point| {
                         labels(point, field::HISTOGRAM_ATTRIBUTES, series.labels, Some("le"));
-                        let mut bounds = Vec::new();
-                        let mut buckets = Vec::new();
-                        let mut below = 0.0;
-                        for (le, cumulative) in &series.buckets {
-                            if le.is_finite() {
-                                bounds.push(*le);
-                            }
-                            buckets.push((cumulative - below).max(0.0) as u64);
-                            below = *cumulative;
-                        }
-                        histogram_point(point, points, series.count as u64, series.sum, &buckets, &bounds);
+                        let start = starts.start(next, key(series.labels), histogram.count as f64);
+                        let (count, sum, buckets, bounds) =
+                            (histogram.count, histogram.sum, &histogram.buckets, &histogram.bounds);
+                        histogram_point(point, start, points.now, count, sum, buckets, bounds);
                     });
                 }
                 temporality(data, MetricKind::Histogram);
             }),
             "summary" => metric.message(field::METRIC_SUMMARY, |data| {
                 for series in grouped(block.name, &samples) {
+                    let Some(count) = series.count else {
+                        warn_malformed(block.name);
+                        continue;
+                    };
                     data.message(field::DATA_POINTS, |point| {
                         labels(point, field::SUMMARY_ATTRIBUTES, series.labels, Some("quantile"));
-                        point.fixed64(field::SUMMARY_START, points.start);
+                        point.fixed64(field::SUMMARY_START, starts.start(next, key(series.labels), count));
                         point.fixed64(field::SUMMARY_TIME, points.now);
-                        point.fixed64(field::SUMMARY_COUNT, series.count as u64);
-                        point.double(field::SUMMARY_SUM, series.sum);
+                        point.fixed64(field::SUMMARY_COUNT, count as u64);
+                        point.double(field::SUMMARY_SUM, series.sum.unwrap_or(0.0));
                         for (quantile, value) in &series.quantiles {
                             point.message(field::SUMMARY_QUANTILES, |q| {
                                 q.double(field::QUANTILE, *quantile);
@@ -365,12 +459,20 @@ fn facade_family(scope: &mut Writer, block: &from_classic::Block<'_>, points: &P
                 for sample in &samples {
                     data.message(field::DATA_POINTS, |point| {
                         labels(point, field::NUMBER_ATTRIBUTES, &sample.labels, None);
-                        number_point(point, points, false, sample.value);
+                        number_point(point, None, points.now, sample.value);
                     });
                 }
             }),
         }
     });
+}
+
+fn warn_malformed(family: &str) {
+    tracing::warn!(
+        metric = family,
+        "mesh-metrics: a facade histogram or summary series lacks its _count or +Inf bucket; it is left out of \
+         the OTLP push"
+    );
 }
 
 fn labels(writer: &mut Writer, field_number: u32, labels: &[(String, String)], except: Option<&str>) {
@@ -382,53 +484,82 @@ fn labels(writer: &mut Writer, field_number: u32, labels: &[(String, String)], e
 /// The samples of one histogram or summary series.
 struct Grouped<'a> {
     labels: &'a [(String, String)],
-    buckets: Vec<(f64, f64)>,
+    /// `(le, cumulative count)`; `None` for an `le` that is not a number.
+    buckets: Vec<Option<(f64, f64)>>,
     quantiles: Vec<(f64, f64)>,
-    count: f64,
-    sum: f64,
+    count: Option<f64>,
+    sum: Option<f64>,
+}
+
+/// A facade histogram series as OTLP wants it.
+struct FacadeHistogram {
+    count: u64,
+    sum: Option<f64>,
+    buckets: Vec<u64>,
+    bounds: Vec<f64>,
+}
+
+impl Grouped<'_> {
+    /// Per-bucket counts and finite bounds, or `None` if a bucket's `le` is not
+    /// a number, the `+Inf` bucket or `_count` is missing, or they disagree.
+    fn histogram(&self) -> Option<FacadeHistogram> {
+        let mut buckets: Vec<(f64, f64)> = self.buckets.iter().copied().collect::<Option<_>>()?;
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let count = self.count?;
+        if buckets.last().map(|(le, total)| (*le, *total)) != Some((f64::INFINITY, count)) {
+            return None;
+        }
+        let mut below = 0.0;
+        let mut per_bucket = Vec::with_capacity(buckets.len());
+        for (_, total) in &buckets {
+            per_bucket.push((total - below).max(0.0) as u64);
+            below = *total;
+        }
+        let bounds = buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect();
+        // OTLP leaves the sum out once negative values may have been recorded.
+        let negative = buckets.first().is_some_and(|(le, _)| *le < 0.0);
+        let sum = self.sum.filter(|sum| *sum >= 0.0 && !negative);
+        Some(FacadeHistogram { count: count as u64, sum, buckets: per_bucket, bounds })
+    }
 }
 
 /// Groups a histogram's or summary's samples by their labels (less `le` and
 /// `quantile`), in the order they first appear.
 fn grouped<'a>(family: &str, samples: &'a [Sample]) -> Vec<Grouped<'a>> {
     let mut groups: Vec<Grouped<'a>> = Vec::new();
+    let mut index: HashMap<Vec<&'a (String, String)>, usize> = HashMap::new();
     for sample in samples {
         let key: Vec<&(String, String)> =
             sample.labels.iter().filter(|(name, _)| name != "le" && name != "quantile").collect();
-        let position = groups.iter().position(|group| {
-            group.labels.iter().filter(|(name, _)| name != "le" && name != "quantile").eq(key.iter().copied())
-        });
-        let index = position.unwrap_or_else(|| {
+        let position = *index.entry(key).or_insert_with(|| {
             groups.push(Grouped {
                 labels: &sample.labels,
                 buckets: Vec::new(),
                 quantiles: Vec::new(),
-                count: 0.0,
-                sum: 0.0,
+                count: None,
+                sum: None,
             });
             groups.len() - 1
         });
-        let Some(group) = groups.get_mut(index) else { continue };
-        let label = |name: &str| sample.labels.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.parse::<f64>().ok());
+        let Some(group) = groups.get_mut(position) else { continue };
+        let label = |name: &str| sample.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         match sample.name.strip_prefix(family) {
             Some("_bucket") => {
-                if let Some(le) = sample.labels.iter().find(|(n, _)| n == "le").map(|(_, v)| v.as_str()) {
-                    let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
-                    group.buckets.push((le, sample.value));
-                }
+                let le = label("le").and_then(|le| match le {
+                    "+Inf" => Some(f64::INFINITY),
+                    other => other.parse::<f64>().ok().filter(|le| le.is_finite()),
+                });
+                group.buckets.push(le.map(|le| (le, sample.value)));
             }
-            Some("_count") => group.count = sample.value,
-            Some("_sum") => group.sum = sample.value,
+            Some("_count") => group.count = Some(sample.value),
+            Some("_sum") => group.sum = Some(sample.value),
             Some("") => {
-                if let Some(quantile) = label("quantile") {
+                if let Some(quantile) = label("quantile").and_then(|q| q.parse::<f64>().ok()) {
                     group.quantiles.push((quantile, sample.value));
                 }
             }
             _ => {}
         }
-    }
-    for group in &mut groups {
-        group.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     groups
 }
@@ -449,11 +580,37 @@ mod tests {
 
     #[test]
     fn names_and_units_follow_the_compatibility_rules() {
-        assert_eq!(metric_name("mcp_mesh_requests_total", "counter"), "mcp_mesh_requests");
-        assert_eq!(metric_name("hits", "counter"), "hits");
-        assert_eq!(metric_name("queue_total", "gauge"), "queue_total");
+        // By default a name is not altered.
+        assert_eq!(metric_name("mcp_mesh_requests_total", "counter", None, false), "mcp_mesh_requests_total");
+        // With strip_suffixes, the type and unit suffixes go.
+        assert_eq!(metric_name("mcp_mesh_requests_total", "counter", None, true), "mcp_mesh_requests");
+        assert_eq!(metric_name("latency_seconds", "histogram", Some("seconds"), true), "latency");
+        assert_eq!(metric_name("queue_total", "gauge", None, true), "queue_total");
+        assert_eq!(metric_name("_total", "counter", None, true), "_total");
         assert_eq!(ucum("seconds"), "s");
         assert_eq!(ucum("bytes"), "By");
+    }
+
+    #[test]
+    fn facade_histograms_are_whole_or_left_out() {
+        let lines = [
+            r#"lat_bucket{a="1",le="0.1"} 2"#,
+            r#"lat_bucket{a="1",le="1"} 5"#,
+            r#"lat_bucket{a="1",le="+Inf"} 6"#,
+            r#"lat_sum{a="1"} 3.5"#,
+            r#"lat_count{a="1"} 6"#,
+            r#"lat_bucket{a="2",le="0.1"} 1"#,
+            r#"lat_sum{a="2"} -1"#,
+            r#"lat_count{a="2"} 1"#,
+        ];
+        let samples: Vec<Sample> = lines.iter().filter_map(|l| sample(l)).collect();
+        let groups = grouped("lat", &samples);
+        assert_eq!(groups.len(), 2);
+        let whole = groups[0].histogram().expect("a whole histogram");
+        assert_eq!((whole.count, whole.sum), (6, Some(3.5)));
+        assert_eq!(whole.buckets, vec![2, 3, 1], "per bucket, +Inf last");
+        assert_eq!(whole.bounds, vec![0.1, 1.0]);
+        assert!(groups[1].histogram().is_none(), "no +Inf bucket: left out");
     }
 }
 
@@ -478,8 +635,9 @@ mod agreement {
         let Cell::Counter(counter) = series.cell() else { panic!("a counter") };
         for amount in [752.79, 172.07, 100.0, 0.01, 33.33] {
             assert!(counter.add(amount));
-            let context = Context { resource: Vec::new(), global: Vec::new(), start_nanos: 0 };
-            let body = request(&context, &registry.families(), "");
+            let context =
+                Context { resource: Vec::new(), global: Vec::new(), process_start_nanos: 0, strip_suffixes: false };
+            let body = request(&context, &registry.families(), "", 1, &mut FacadeStarts::new(0));
             let text = crate::render_classic(&registry);
             let scraped: f64 =
                 text.lines().find_map(|l| l.strip_prefix("revenue_total ")).expect("sample").parse().expect("f64");

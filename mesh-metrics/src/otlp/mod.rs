@@ -59,6 +59,10 @@ pub struct OtlpConfig {
     pub service_name: Option<String>,
     /// Whether request bodies are gzipped (default yes).
     pub gzip: bool,
+    /// Whether metric names lose their type suffix (`_total`) and unit
+    /// suffix (`_seconds`), the compatibility spec's optional translation.
+    /// Off by default: names are sent as `/metrics` serves them.
+    pub strip_suffixes: bool,
 }
 
 impl OtlpConfig {
@@ -72,6 +76,7 @@ impl OtlpConfig {
             resource: Vec::new(),
             service_name: None,
             gzip: true,
+            strip_suffixes: false,
         }
     }
 }
@@ -84,6 +89,7 @@ pub(crate) struct Checked {
     interval: Duration,
     timeout: Duration,
     gzip: bool,
+    strip_suffixes: bool,
     resource: Vec<(String, String)>,
 }
 
@@ -99,6 +105,10 @@ impl OtlpConfig {
             .map(|(name, value)| {
                 let header = HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| invalid(format!("{name:?} is not an HTTP header name")))?;
+                let reserved = ["host", "content-type", "content-encoding", "content-length", "transfer-encoding"];
+                if reserved.contains(&header.as_str()) {
+                    return Err(invalid(format!("the header {name} is the exporter's to set; leave it out")));
+                }
                 let value = HeaderValue::from_str(value)
                     .map_err(|_| invalid(format!("the value of header {name} is not a valid header value")))?;
                 Ok((header, value))
@@ -116,8 +126,20 @@ impl OtlpConfig {
         resource.push(("telemetry.sdk.name".to_owned(), "mesh-metrics".to_owned()));
         resource.push(("telemetry.sdk.language".to_owned(), "rust".to_owned()));
         resource.push(("telemetry.sdk.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()));
-        resource.extend(self.resource.iter().cloned());
-        Ok(Checked { endpoint, headers, interval: self.interval, timeout: self.timeout, gzip: self.gzip, resource })
+        // Resource keys are unique: the user's attribute replaces a default.
+        for (key, value) in &self.resource {
+            resource.retain(|(existing, _)| existing != key);
+            resource.push((key.clone(), value.clone()));
+        }
+        Ok(Checked {
+            endpoint,
+            headers,
+            interval: self.interval,
+            timeout: self.timeout,
+            gzip: self.gzip,
+            strip_suffixes: self.strip_suffixes,
+            resource,
+        })
     }
 }
 
@@ -136,87 +158,138 @@ pub(crate) struct Pusher {
 
 /// HTTP statuses OTLP says to retry.
 const RETRYABLE: [u16; 4] = [429, 502, 503, 504];
-/// The first retry waits about this long; each next one twice as long.
+/// The first retry waits about this long; each next one twice as long. It
+/// is also the least any retry waits, whatever `Retry-After` says.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The most a receiver's `Retry-After` may hold pushes back.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// How a push ended.
+enum Pushed {
+    Done,
+    /// Asked to stop: go to the final push.
+    Stopped,
+}
 
 impl Pusher {
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
-        let start_nanos =
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+        let installed = unix_nanos();
+        let process_start_nanos =
+            crate::collect::ProcessStats::read().start_time_seconds.map_or(installed, |seconds| (seconds * 1e9) as u64);
         let context = Arc::new(encode::Context {
             resource: self.config.resource.clone(),
             global: self.global.clone(),
-            start_nanos,
+            process_start_nanos,
+            strip_suffixes: self.config.strip_suffixes,
         });
+        let starts = Arc::new(std::sync::Mutex::new(encode::FacadeStarts::new(installed)));
         let outcomes = Outcomes::new(self.scraper.renderer.registry);
+        let mut not_before = Instant::now();
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + self.config.interval, self.config.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    // A receiver that asked for a longer pause than an interval gets it.
+                    if Instant::now() < not_before {
+                        continue;
+                    }
                     let deadline = Instant::now() + self.config.interval;
-                    self.push(&context, &outcomes, deadline).await;
+                    let push = self.push(&context, &starts, &outcomes, deadline, &mut not_before, true);
+                    let pushed = tokio::select! {
+                        pushed = push => pushed,
+                        () = stopped(&mut stop) => Pushed::Stopped,
+                    };
+                    if matches!(pushed, Pushed::Stopped) {
+                        break;
+                    }
                 }
                 () = stopped(&mut stop) => break,
             }
         }
-        // The final push: what happened since the last one.
-        self.push(&context, &outcomes, Instant::now() + self.config.timeout).await;
+        // The final push: what happened since the last one. One attempt,
+        // bounded by the timeout, so shutdown is never held up by retries.
+        let deadline = Instant::now() + self.config.timeout;
+        let _ = self.push(&context, &starts, &outcomes, deadline, &mut not_before, false).await;
     }
 
-    /// Pushes the current values; retries a retryable failure (jittered
-    /// exponential backoff, or the receiver's `Retry-After`) with fresh values
-    /// each time, until `deadline`. A push that never gets through loses
-    /// nothing: the next one carries the totals.
-    async fn push(&self, context: &Arc<encode::Context>, outcomes: &Outcomes, deadline: Instant) {
+    /// Pushes the current values; with `retry`, retries a retryable failure
+    /// (jittered exponential backoff, at least the receiver's `Retry-After`)
+    /// with fresh values each time, until `deadline`. A push that never gets
+    /// through loses nothing: the next one carries the totals.
+    async fn push(
+        &self,
+        context: &Arc<encode::Context>,
+        starts: &Arc<std::sync::Mutex<encode::FacadeStarts>>,
+        outcomes: &Outcomes,
+        deadline: Instant,
+        not_before: &mut Instant,
+        retry: bool,
+    ) -> Pushed {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let attempt = self.attempt(context).await;
-            let wait = match attempt {
+            let attempt = self.attempt(context, starts).await;
+            let (wait, asked) = match attempt {
                 Ok(reply) if (200..300).contains(&reply.status) => {
                     outcomes.count("success");
                     report_partial_success(&reply.body);
-                    return;
+                    return Pushed::Done;
                 }
-                Ok(reply) if RETRYABLE.contains(&reply.status) => reply.retry_after.unwrap_or_else(|| jitter(backoff)),
+                Ok(reply) if RETRYABLE.contains(&reply.status) => {
+                    let asked = reply.retry_after.map(|after| after.min(MAX_RETRY_AFTER));
+                    (asked.unwrap_or_default().max(jitter(backoff)), asked)
+                }
                 Ok(reply) => {
                     outcomes.count("failure");
                     tracing::error!(
                         status = reply.status,
                         endpoint = %self.config.endpoint.url(),
+                        answer = %String::from_utf8_lossy(reply.body.get(..512).unwrap_or(&reply.body)),
                         "mesh-metrics: the OTLP receiver refused the push; not retried (fix the receiver or the \
                          configuration; the next push carries the totals)"
                     );
-                    return;
+                    return Pushed::Done;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "mesh-metrics: OTLP push failed");
-                    jitter(backoff)
+                    (jitter(backoff), None)
                 }
             };
             backoff = backoff.saturating_mul(2);
-            if Instant::now() + wait >= deadline {
+            if !retry || Instant::now() + wait >= deadline {
                 outcomes.count("failure");
+                if let Some(asked) = asked {
+                    *not_before = Instant::now() + asked;
+                }
                 tracing::warn!(
                     endpoint = %self.config.endpoint.url(),
                     "mesh-metrics: OTLP push did not get through before the next one is due; nothing is lost \
                      (totals are cumulative), the next push carries them"
                 );
-                return;
+                return Pushed::Done;
             }
             outcomes.count("retry");
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn attempt(&self, context: &Arc<encode::Context>) -> Result<client::Reply, String> {
-        let (scraper, context, gzip) = (self.scraper.clone(), context.clone(), self.config.gzip);
+    async fn attempt(
+        &self,
+        context: &Arc<encode::Context>,
+        starts: &Arc<std::sync::Mutex<encode::FacadeStarts>>,
+    ) -> Result<client::Reply, String> {
+        let (scraper, context, starts, gzip) =
+            (self.scraper.clone(), context.clone(), starts.clone(), self.config.gzip);
         let body = tokio::task::spawn_blocking(move || {
+            // The time the values are read at, taken before any is read.
+            let now = unix_nanos();
             let renderer = &scraper.renderer;
             renderer.collectors.collect(renderer.registry);
             crate::guard::publish(renderer.registry, &renderer.guard);
-            let body = encode::request(&context, &renderer.registry.families(), &renderer.facade.render());
+            let mut starts = starts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let families = renderer.registry.families();
+            let body = encode::request(&context, &families, &renderer.facade.render(), now, &mut starts);
             if gzip { gzip_bytes(&body) } else { Ok(body) }
         })
         .await
@@ -227,6 +300,10 @@ impl Pusher {
             .await
             .map_err(|_| format!("no answer within {:?}", self.config.timeout))?
     }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(0))
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -241,11 +318,20 @@ fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// `backoff` ± 50%, from a cheap per-call source of randomness (the clock's
-/// low bits): enough to keep a fleet of agents from retrying in step.
+/// `backoff` ± 50%: enough to keep a fleet of agents from retrying in step.
+/// The noise is a xorshift sequence seeded from the clock and the process.
 fn jitter(backoff: Duration) -> Duration {
-    let noise = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let factor = 0.5 + f64::from(noise % 1000) / 1000.0;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Ordering::Relaxed);
+    if x == 0 {
+        x = unix_nanos() ^ (u64::from(std::process::id()) << 32) | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    STATE.store(x, Ordering::Relaxed);
+    let factor = 0.5 + (x % 1000) as f64 / 1000.0;
     backoff.mul_f64(factor)
 }
 

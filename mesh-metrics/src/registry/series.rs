@@ -17,6 +17,10 @@ pub struct Series {
     overflow: bool,
     /// The registry tick of its last lookup, for families whose idle series expire.
     last_used: AtomicU32,
+    /// When it was created, in seconds since the Unix epoch (an expired
+    /// series that comes back starts again at 0: its cumulative values start
+    /// here, as OTLP's `start_time_unix_nano` must say).
+    created: u32,
     cell: Cell,
 }
 
@@ -29,7 +33,15 @@ impl Series {
             labels.push(':');
             labels.push_str(value);
         }
-        Self { labels: labels.into_boxed_str(), overflow, last_used: AtomicU32::new(tick), cell }
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| u32::try_from(since.as_secs()).unwrap_or(u32::MAX));
+        Self { labels: labels.into_boxed_str(), overflow, last_used: AtomicU32::new(tick), created, cell }
+    }
+
+    /// When it was created, in seconds since the Unix epoch.
+    pub fn created_unix_secs(&self) -> u32 {
+        self.created
     }
 
     /// The label values, in the order of [`label_names`](Self::label_names).

@@ -142,3 +142,30 @@ fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, extra: Optio
     number::float(out, value);
     out.push('\n');
 }
+
+/// The names of the families the classic `/metrics` leaves out because a
+/// sample name of theirs is another family's: ours first, then the facade's
+/// (its classic text). A push leaves out the same ones.
+pub(crate) fn clashing(families: &[Arc<Family>], facade: &str) -> std::collections::HashSet<String> {
+    let mut claimed = Claimed::default();
+    let mut clashing = std::collections::HashSet::new();
+    // As `render` does: a family with no series claims nothing.
+    for family in families.iter().filter(|family| !family.series_list().is_empty()) {
+        let descriptor = family.descriptor();
+        let owned = if descriptor.kind == MetricKind::Histogram { HISTOGRAM_SAMPLES } else { &[] };
+        if !claimed.claim(&descriptor.name, owned) {
+            clashing.insert(descriptor.name.to_string());
+        }
+    }
+    for block in blocks(facade) {
+        let owned = match block.kind {
+            "histogram" => HISTOGRAM_SAMPLES,
+            "summary" => SUMMARY_SAMPLES,
+            _ => &[],
+        };
+        if !claimed.claim(block.name, owned) {
+            clashing.insert(block.name.to_owned());
+        }
+    }
+    clashing
+}

@@ -125,7 +125,7 @@ fn negative_sum_or_bound(family: &str, line: &str) -> bool {
 
 /// The classic format escapes `\` and line feed in HELP; undo that so the
 /// OpenMetrics writer can escape by its own rules.
-fn unescape_help(help: &str) -> String {
+pub(crate) fn unescape_help(help: &str) -> String {
     let mut out = String::with_capacity(help.len());
     let mut chars = help.chars();
     while let Some(c) = chars.next() {

@@ -3,7 +3,7 @@
 //! One pass per scrape, straight into a `String`: no intermediate structures.
 //! The classic format and OpenMetrics share the label and number writers.
 
-mod classic;
+pub(crate) mod classic;
 pub(crate) mod escape;
 pub(crate) mod from_classic;
 pub(crate) mod number;
