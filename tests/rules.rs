@@ -18,7 +18,7 @@ fn promtool(promtool: &Path, args: &[&str], dir: &Path) -> String {
 
 #[test]
 fn generated_rules_load_compute_and_alert_as_specified() {
-    let yaml = rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml");
+    let yaml = rules::to_yaml(&rules::rule_file(&SloConfig::default()).expect("valid objectives")).expect("yaml");
     assert!(yaml.contains("< bool 0.5"), "the health score compares:\n{yaml}");
     assert!(!yaml.contains("< 0.5"), "no filtering comparison:\n{yaml}");
     assert!(!yaml.contains("group_left"), "ratios match one to one:\n{yaml}");
@@ -36,9 +36,15 @@ fn generated_rules_load_compute_and_alert_as_specified() {
 fn other_objectives_change_the_thresholds_and_still_load() {
     let config =
         SloConfig { availability: 0.99, latency_seconds: 0.25, latency_objective: 0.95, ..SloConfig::default() };
-    let yaml = rules::to_yaml(&rules::rule_file(&config)).expect("yaml");
+    let yaml = rules::to_yaml(&rules::rule_file(&config).expect("valid objectives")).expect("yaml");
     assert!(yaml.contains("(14.4 * (1 - 0.99))"), "{yaml}");
-    assert!(yaml.contains("le=\"0.25\""), "{yaml}");
+    // The bucket in both forms its bound is written in (Prometheus 2 and 3).
+    assert!(yaml.contains(r#"le=~"0\\.25""#), "{yaml}");
+    let not_a_bound = SloConfig { latency_seconds: 0.3, ..SloConfig::default() };
+    let refused = rules::rule_file(&not_a_bound).expect_err("0.3 s is not a bucket bound");
+    assert!(refused.to_string().contains("0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5"), "{refused}");
+    let custom = SloConfig { latency_seconds: 0.3, buckets: vec![0.1, 0.3, 1.0], ..SloConfig::default() };
+    assert!(rules::rule_file(&custom).is_ok(), "a bound of the given buckets");
     assert!(yaml.contains("< bool 0.25"), "{yaml}");
     assert!(SloConfig { availability: 1.0, ..SloConfig::default() }.validate().is_err());
     assert!(SloConfig { latency_seconds: f64::NAN, ..SloConfig::default() }.validate().is_err());
@@ -50,13 +56,17 @@ fn other_objectives_change_the_thresholds_and_still_load() {
 
 #[test]
 fn the_prometheus_rule_object_carries_the_same_groups() {
-    let object = rules::to_yaml(&rules::prometheus_rule(&SloConfig::default())).expect("yaml");
+    let object =
+        rules::to_yaml(&rules::prometheus_rule(&SloConfig::default()).expect("valid objectives")).expect("yaml");
     let parsed: yaml_serde::Value = yaml_serde::from_str(&object).expect("valid YAML");
     assert_eq!(parsed["apiVersion"].as_str(), Some("monitoring.coreos.com/v1"));
     assert_eq!(parsed["kind"].as_str(), Some("PrometheusRule"));
     assert_eq!(parsed["metadata"]["namespace"].as_str(), Some("monitoring"));
     let spec = yaml_serde::to_string(&parsed["spec"]).expect("spec");
-    assert_eq!(spec, rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml"));
+    assert_eq!(
+        spec,
+        rules::to_yaml(&rules::rule_file(&SloConfig::default()).expect("valid objectives")).expect("yaml")
+    );
     let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-prometheus-rule");
     std::fs::write(dir.path().join("spec.yml"), spec).expect("write spec");
@@ -115,7 +125,7 @@ fn the_scrape_config_is_valid_with_federation_remote_write_and_shards() {
     let promtool_path = required_tool("promtool");
     let dir = TempDir::new("mesh-metrics-scrape-config");
     std::fs::write(dir.path().join("prometheus.yml"), yaml).expect("write config");
-    let rules_yaml = rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml");
+    let rules_yaml = rules::to_yaml(&rules::rule_file(&SloConfig::default()).expect("valid objectives")).expect("yaml");
     std::fs::write(dir.path().join("rules.yml"), rules_yaml).expect("write rules");
     promtool(&promtool_path, &["check", "config", "prometheus.yml"], dir.path());
 }
@@ -151,4 +161,43 @@ fn the_dashboard_is_grafana_json_over_the_recording_rules() {
         .collect();
     assert!(exprs.iter().any(|e| e.contains("mcp_mesh:request_rate")));
     assert!(exprs.iter().all(|e| !e.contains('$')), "no Grafana-only variables in queries: {exprs:?}");
+}
+
+/// A whole-number latency objective matches its bucket however the bound was
+/// written: `le="1"` (classic text, Prometheus 2) or `le="1.0"` (OpenMetrics'
+/// canonical numbers, and what Prometheus 3 normalises every `le` to).
+#[test]
+fn a_whole_number_objective_matches_both_forms_of_its_bucket() {
+    let config = SloConfig { latency_seconds: 1.0, ..SloConfig::default() };
+    let yaml = rules::to_yaml(&rules::rule_file(&config).expect("valid objectives")).expect("yaml");
+    let promtool_path = required_tool("promtool");
+    let dir = TempDir::new("mesh-metrics-rules-le");
+    std::fs::write(dir.path().join("rules.yml"), &yaml).expect("write rules");
+    // Two agents, one scraped in each form; each has 10% of its requests over 1 s.
+    let tests = r#"
+rule_files:
+  - rules.yml
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="classic",namespace="mesh",le="1"}'
+        values: '0+54x120'
+      - series: 'mcp_mesh_request_duration_seconds_count{agent="classic",namespace="mesh"}'
+        values: '0+60x120'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="openmetrics",namespace="mesh",le="1.0"}'
+        values: '0+54x120'
+      - series: 'mcp_mesh_request_duration_seconds_count{agent="openmetrics",namespace="mesh"}'
+        values: '0+60x120'
+    promql_expr_test:
+      - expr: round(mcp_mesh:slo:latency_miss_ratio:rate1h, 0.001)
+        eval_time: 90m
+        exp_samples:
+          - labels: '{agent="classic",namespace="mesh"}'
+            value: 0.1
+          - labels: '{agent="openmetrics",namespace="mesh"}'
+            value: 0.1
+"#;
+    std::fs::write(dir.path().join("le_test.yml"), tests).expect("write tests");
+    promtool(&promtool_path, &["test", "rules", "le_test.yml"], dir.path());
 }

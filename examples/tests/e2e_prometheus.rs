@@ -51,7 +51,7 @@ fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr)
     let config = dir.path().join("prometheus.yml");
     // The generated rules, evaluated every second so the test need not wait.
     let slo = SloConfig { evaluation_interval: "1s".to_owned(), ..SloConfig::default() };
-    let rule_file = rules::to_yaml(&rules::rule_file(&slo)).expect("rules");
+    let rule_file = rules::to_yaml(&rules::rule_file(&slo).expect("valid objectives")).expect("rules");
     std::fs::write(dir.path().join("rules.yml"), rule_file).expect("write rules.yml");
     std::fs::write(
         &config,

@@ -20,15 +20,17 @@ fn commands_print_what_the_library_generates() {
     let config = SloConfig { availability: 0.995, latency_seconds: 1.0, ..SloConfig::default() };
     assert_eq!(
         stdout(&run(&["rules", "--availability", "0.995", "--latency", "1"])),
-        rules::to_yaml(&rules::rule_file(&config)).expect("yaml")
+        rules::to_yaml(&rules::rule_file(&config).expect("valid objectives")).expect("yaml")
     );
     let in_namespace = SloConfig { namespace: "observability".into(), ..SloConfig::default() };
     assert_eq!(
         stdout(&run(&["prometheus-rule", "--namespace", "observability"])),
-        rules::to_yaml(&rules::prometheus_rule(&in_namespace)).expect("yaml")
+        rules::to_yaml(&rules::prometheus_rule(&in_namespace).expect("valid objectives")).expect("yaml")
     );
     assert_eq!(stdout(&run(&["dashboard"])), rules::to_json(&rules::dashboard()).expect("json"));
     assert!(stdout(&run(&["service-monitor"])).contains("kind: ServiceMonitor"));
+    let custom = stdout(&run(&["rules", "--latency", "0.3", "--buckets", "0.1, 0.3, 1"]));
+    assert!(custom.contains(r#"le=~"0\\.3""#), "an objective among the given buckets: {custom}");
     assert!(stdout(&run(&["pod-monitor", "--namespace", "agents"])).contains("namespace: agents"));
     let scrape = stdout(&run(&["scrape-config", "--target", "10.0.0.1:9464", "--shards", "2", "--shard", "1"]));
     assert!(scrape.contains("10.0.0.1:9464") && scrape.contains("hashmod"), "{scrape}");
@@ -41,7 +43,10 @@ fn output_goes_to_a_file_when_asked() {
     assert!(stdout(&output).is_empty());
     let written = std::fs::read_to_string(&path).expect("written");
     let _ = std::fs::remove_file(&path);
-    assert_eq!(written, rules::to_yaml(&rules::rule_file(&SloConfig::default())).expect("yaml"));
+    assert_eq!(
+        written,
+        rules::to_yaml(&rules::rule_file(&SloConfig::default()).expect("valid objectives")).expect("yaml")
+    );
 }
 
 #[test]
@@ -59,6 +64,8 @@ fn help_and_mistakes() {
         (&["scrape-config", "--shards", "3", "--shard", "3"], "--shard 3 is not below --shards 3"),
         (&["scrape-config", "--external-label", "cluster"], "write NAME=VALUE"),
         (&["rules", "--output"], "--output needs a value"),
+        (&["rules", "--latency", "0.3"], "is not a bucket bound of the request-duration histogram (0.005, 0.01"),
+        (&["rules", "--latency", "0.3", "--buckets", "0.1,fast"], "--buckets \"fast\": give a number"),
     ] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");

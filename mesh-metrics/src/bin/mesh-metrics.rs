@@ -33,6 +33,8 @@ const SLO_OPTIONS: &str = "\
     --availability RATIO       availability objective [default: 0.999]
     --latency SECONDS          latency objective; a histogram bucket bound [default: 0.5]
     --latency-objective RATIO  share of requests faster than --latency [default: 0.99]
+    --buckets B1,B2,...        the request-duration histogram's bucket bounds; --latency must be
+                               one of them [default: the guide's 0.005 .. 5]
     --error-ratio RATIO        error ratio that fires MCPMeshHighErrorRate [default: 0.05]
     --registry-job NAME        the registry's scrape job [default: mcp-mesh-registry]
 ";
@@ -118,6 +120,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--latency" if slo_command => request.slo.latency_seconds = number(&arg, value(&arg)?)?,
             "--latency-objective" if slo_command => request.slo.latency_objective = number(&arg, value(&arg)?)?,
             "--error-ratio" if slo_command => request.slo.error_ratio_alert = number(&arg, value(&arg)?)?,
+            "--buckets" if slo_command => {
+                let text = value(&arg)?;
+                request.slo.buckets =
+                    text.split(',').map(|bound| number(&arg, bound.trim().to_owned())).collect::<Result<_, _>>()?;
+            }
             "--registry-job" if slo_command => request.slo.registry_job = value(&arg)?,
             "--namespace" if matches!(command.as_str(), "prometheus-rule" | "service-monitor" | "pod-monitor") => {
                 request.namespace = Some(value(&arg)?);
@@ -162,12 +169,12 @@ fn generate(request: &Request) -> Result<String, RulesError> {
     match request.command.as_str() {
         "rules" => {
             request.slo.validate()?;
-            rules::to_yaml(&rules::rule_file(&request.slo))
+            rules::to_yaml(&rules::rule_file(&request.slo)?)
         }
         "prometheus-rule" => {
             request.slo.validate()?;
             let slo = SloConfig { namespace: namespace("monitoring"), ..request.slo.clone() };
-            rules::to_yaml(&rules::prometheus_rule(&slo))
+            rules::to_yaml(&rules::prometheus_rule(&slo)?)
         }
         "service-monitor" => rules::to_yaml_documents(&rules::service_monitors(&namespace("mcp-mesh"))),
         "pod-monitor" => rules::to_yaml(&rules::pod_monitor(&namespace("mcp-mesh"))),

@@ -106,10 +106,36 @@ fn emit(out: &mut String, block: &Block<'_>, claimed: &mut Claimed, write: bool)
         if drop_sum && (name.ends_with("_sum") || name.ends_with("_count")) {
             continue;
         }
-        out.push_str(line);
+        // OpenMetrics writes `le` and `quantile` as canonical numbers.
+        let label = match kind {
+            "histogram" => Some("le"),
+            "summary" => Some("quantile"),
+            _ => None,
+        };
+        match label.and_then(|label| canonical_label(line, label)) {
+            Some(rewritten) => out.push_str(&rewritten),
+            None => out.push_str(line),
+        }
         out.push('\n');
     }
     true
+}
+
+/// `line` with the value of its `label` label as a canonical number, if it
+/// has that label and its value is a number.
+fn canonical_label(line: &str, label: &str) -> Option<String> {
+    let marker = format!("{label}=\"");
+    let start =
+        line.find(&format!("{{{marker}")).map(|i| i + 1).or_else(|| line.find(&format!(",{marker}")).map(|i| i + 1))?;
+    let value_start = start + marker.len();
+    let value_end = value_start + line.get(value_start..)?.find('"')?;
+    let value = line.get(value_start..value_end)?;
+    let number: f64 = match value {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        other => other.parse().ok()?,
+    };
+    Some(format!("{}{}{}", line.get(..value_start)?, super::number::canonical(number), line.get(value_end..)?))
 }
 
 /// A `_sum` below zero (or NaN), or a bucket with a negative bound: either
@@ -171,7 +197,7 @@ mod tests {
         let histogram = "# TYPE delta histogram\ndelta_bucket{le=\"1\"} 1\ndelta_bucket{le=\"+Inf\"} 2\n\
                          delta_sum -4.5\ndelta_count 2\n";
         let (out, _) = translate(histogram);
-        assert_eq!(out, "# TYPE delta histogram\ndelta_bucket{le=\"1\"} 1\ndelta_bucket{le=\"+Inf\"} 2\n");
+        assert_eq!(out, "# TYPE delta histogram\ndelta_bucket{le=\"1.0\"} 1\ndelta_bucket{le=\"+Inf\"} 2\n");
 
         let (out, skipped) = translate("# TYPE a_total counter\na_total 1\n# TYPE a gauge\na 2\n");
         assert_eq!(out, "# TYPE a counter\na_total 1\n");

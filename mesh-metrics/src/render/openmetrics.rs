@@ -170,7 +170,7 @@ fn write_histogram(
     for (i, bucket) in cumulative.iter().enumerate() {
         le.clear();
         match bounds.get(i) {
-            Some(bound) => number::float(le, *bound),
+            Some(bound) => le.push_str(&number::canonical(*bound)),
             None => le.push_str("+Inf"),
         }
         out.push_str(name);

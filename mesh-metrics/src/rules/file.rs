@@ -71,7 +71,12 @@ fn alert(name: &str, expr: String, for_: &str, severity: &str, summary: &str, de
 }
 
 /// The guide's recording rules and alerts, and the SLO rules of `config`.
-pub fn rule_file(config: &SloConfig) -> RuleFile {
+///
+/// The objectives are validated first ([`SloConfig::validate`]): a latency
+/// objective that is not a bucket bound would make every latency rule count a
+/// bucket that does not exist.
+pub fn rule_file(config: &SloConfig) -> Result<RuleFile, super::RulesError> {
+    config.validate()?;
     let group = |name: &str, rules: Vec<Rule>| Group {
         name: name.to_owned(),
         interval: config.evaluation_interval.clone(),
@@ -79,8 +84,8 @@ pub fn rule_file(config: &SloConfig) -> RuleFile {
     };
     let recording = vec![
         recorded(record::REQUEST_RATE, promql::request_rate()),
-        recorded(record::ERROR_RATE, promql::error_ratio("agent, namespace", "5m")),
-        recorded(record::REQUEST_DURATION_P95, promql::quantile(0.95, "agent, namespace, le", "5m")),
+        recorded(record::ERROR_RATE, promql::error_ratio(promql::BY_AGENT, "5m")),
+        recorded(record::REQUEST_DURATION_P95, promql::quantile(0.95, &format!("{}, le", promql::BY_AGENT), "5m")),
         recorded(record::CONNECTIONS_SUM, promql::connections()),
         recorded(record::REGISTRY_HEALTH_SCORE, promql::registry_health_score(&config.registry_job)),
     ];
@@ -89,7 +94,10 @@ pub fn rule_file(config: &SloConfig) -> RuleFile {
         recorded(record::SLO_LATENCY, promql::slo_latency(config.latency_seconds)),
     ];
     for window in WINDOWS {
-        slo.push(recorded(&format!("{}:rate{window}", record::SLO_ERROR_RATIO), promql::error_ratio("agent", window)));
+        slo.push(recorded(
+            &format!("{}:rate{window}", record::SLO_ERROR_RATIO),
+            promql::error_ratio(promql::BY_AGENT, window),
+        ));
     }
     for window in WINDOWS {
         slo.push(recorded(
@@ -104,14 +112,14 @@ pub fn rule_file(config: &SloConfig) -> RuleFile {
         recorded(record::PROCESS_FDS_RATIO, promql::process_fds_ratio()),
         recorded(record::RUNTIME_BUSY_RATIO, promql::runtime_busy_ratio()),
     ];
-    RuleFile {
+    Ok(RuleFile {
         groups: vec![
             group("mcp_mesh.rules", recording),
             group("mcp_mesh.slo", slo),
             group("mcp_mesh.process", process),
             group("mcp_mesh.alerts", alerts(config)),
         ],
-    }
+    })
 }
 
 fn alerts(config: &SloConfig) -> Vec<Rule> {
@@ -228,8 +236,8 @@ pub struct PrometheusRule {
 }
 
 /// The rule file as a `PrometheusRule` in `config.namespace`.
-pub fn prometheus_rule(config: &SloConfig) -> PrometheusRule {
-    PrometheusRule {
+pub fn prometheus_rule(config: &SloConfig) -> Result<PrometheusRule, super::RulesError> {
+    Ok(PrometheusRule {
         api_version: "monitoring.coreos.com/v1",
         kind: "PrometheusRule",
         metadata: super::kubernetes::Metadata::new(
@@ -237,6 +245,6 @@ pub fn prometheus_rule(config: &SloConfig) -> PrometheusRule {
             &config.namespace,
             &[("prometheus", "kube-prometheus"), ("role", "alert-rules"), ("app", "mcp-mesh")],
         ),
-        spec: rule_file(config),
-    }
+        spec: rule_file(config)?,
+    })
 }

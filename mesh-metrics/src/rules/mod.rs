@@ -8,7 +8,7 @@
 //! use mesh_metrics::rules::{self, SloConfig};
 //!
 //! let config = SloConfig { availability: 0.999, latency_seconds: 0.5, ..SloConfig::default() };
-//! let yaml = rules::to_yaml(&rules::rule_file(&config))?;
+//! let yaml = rules::to_yaml(&rules::rule_file(&config)?)?;
 //! assert!(yaml.contains("record: mcp_mesh:request_rate"));
 //! # Ok::<(), mesh_metrics::rules::RulesError>(())
 //! ```
@@ -54,6 +54,10 @@ pub struct SloConfig {
     pub namespace: String,
     /// How often the rule groups are evaluated (`30s`, as the guide has it).
     pub evaluation_interval: String,
+    /// The request-duration histogram's bucket bounds (the exporter's
+    /// `.buckets(..)`; the guide's by default): `latency_seconds` must be one
+    /// of them, or the latency rules would count a bucket that is not there.
+    pub buckets: Vec<f64>,
 }
 
 impl Default for SloConfig {
@@ -66,6 +70,7 @@ impl Default for SloConfig {
             registry_job: "mcp-mesh-registry".to_owned(),
             namespace: "monitoring".to_owned(),
             evaluation_interval: "30s".to_owned(),
+            buckets: crate::registry::DEFAULT_BUCKETS.to_vec(),
         }
     }
 }
@@ -82,6 +87,10 @@ impl SloConfig {
         if !(self.latency_seconds.is_finite() && self.latency_seconds > 0.0) {
             return Err(RulesError::Objective { name: "latency", value: self.latency_seconds });
         }
+        if !self.buckets.contains(&self.latency_seconds) {
+            let bounds = self.buckets.iter().map(|b| promql::number(*b)).collect::<Vec<_>>().join(", ");
+            return Err(RulesError::LatencyNotABound { latency: self.latency_seconds, bounds });
+        }
         Ok(())
     }
 }
@@ -97,6 +106,17 @@ pub enum RulesError {
         name: &'static str,
         /// Its value.
         value: f64,
+    },
+    /// The latency objective is not one of the histogram's bucket bounds.
+    #[error(
+        "the latency objective {latency} s is not a bucket bound of the request-duration histogram ({bounds}); \
+         pick one of them, or give the buckets the exporter uses with --buckets"
+    )]
+    LatencyNotABound {
+        /// The objective.
+        latency: f64,
+        /// The bounds, comma-separated.
+        bounds: String,
     },
     /// Sharding asked for a shard outside `0..shards`.
     #[error("--shard {shard} is not below --shards {shards}: shards are numbered from 0")]

@@ -43,11 +43,29 @@ pub(crate) fn request_rate() -> String {
 }
 
 /// Errors over all requests, both summed to the same labels so they match
-/// one to one.
+/// one to one. An agent with requests but no `status="error"` series (one
+/// not instrumented by us, or a series lost to a restart) has a ratio of 0,
+/// not none: the `or` gives it a zero error rate.
 pub(crate) fn error_ratio(by: &str, window: &str) -> String {
     format!(
-        "sum by ({by}) (rate({REQUESTS_TOTAL}{{status=\"error\"}}[{window}]))\n/\nsum by ({by}) (rate({REQUESTS_TOTAL}[{window}]))"
+        "(\n  sum by ({by}) (rate({REQUESTS_TOTAL}{{status=\"error\"}}[{window}]))\n  or\n  \
+         sum by ({by}) (rate({REQUESTS_TOTAL}[{window}])) * 0\n)\n/\nsum by ({by}) (rate({REQUESTS_TOTAL}[{window}]))"
     )
+}
+
+/// The labels every per-agent rule aggregates to, in both groups.
+pub(crate) const BY_AGENT: &str = "agent, namespace";
+
+/// A selector for the bucket whose bound is `bound`, matching both ways the
+/// bound is written: `le="1"` (the classic text format, Prometheus 2) and
+/// `le="1.0"` (OpenMetrics' canonical numbers, which Prometheus 3 also
+/// normalises ingested `le` values to).
+pub(crate) fn le_matcher(bound: f64) -> String {
+    let forms = [number(bound), crate::render::number::canonical(bound)];
+    let mut alternatives: Vec<String> =
+        forms.iter().map(|form| form.replace('.', "\\\\.").replace('+', "\\\\+")).collect();
+    alternatives.dedup();
+    format!("le=~\"{}\"", alternatives.join("|"))
 }
 
 pub(crate) fn quantile(q: f64, by: &str, window: &str) -> String {
@@ -71,20 +89,20 @@ pub(crate) fn registry_health_score(registry_job: &str) -> String {
 }
 
 pub(crate) fn slo_availability() -> String {
-    format!("1 - (\n{}\n)", error_ratio("agent", "5m"))
+    format!("1 - (\n{}\n)", error_ratio(BY_AGENT, "5m"))
 }
 
 pub(crate) fn slo_latency(latency: f64) -> String {
-    format!("{} < bool {}", quantile(0.95, "agent, le", "5m"), number(latency))
+    format!("{} < bool {}", quantile(0.95, &format!("{BY_AGENT}, le"), "5m"), number(latency))
 }
 
-/// Requests slower than `latency` over all requests. `le` is written as the
-/// exposition writes it, so the selector matches the bucket.
+/// Requests slower than `latency` over all requests. The bucket is matched
+/// in both forms its bound may be written in (see [`le_matcher`]).
 pub(crate) fn latency_miss_ratio(latency: f64, window: &str) -> String {
     format!(
-        "1 - (\n  sum by (agent) (rate({REQUEST_DURATION_SECONDS}_bucket{{le=\"{le}\"}}[{window}]))\n  /\n  \
-         sum by (agent) (rate({REQUEST_DURATION_SECONDS}_count[{window}]))\n)",
-        le = number(latency)
+        "1 - (\n  sum by ({BY_AGENT}) (rate({REQUEST_DURATION_SECONDS}_bucket{{{le}}}[{window}]))\n  /\n  \
+         sum by ({BY_AGENT}) (rate({REQUEST_DURATION_SECONDS}_count[{window}]))\n)",
+        le = le_matcher(latency)
     )
 }
 
