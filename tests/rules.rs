@@ -201,3 +201,104 @@ tests:
     std::fs::write(dir.path().join("le_test.yml"), tests).expect("write tests");
     promtool(&promtool_path, &["test", "rules", "le_test.yml"], dir.path());
 }
+
+/// Every query of the library, evaluated by promtool over series with known
+/// values (through the generated recording rules it builds on).
+#[test]
+fn the_query_library_computes_what_it_says() {
+    let config = SloConfig::default();
+    let yaml = rules::to_yaml(&rules::rule_file(&config).expect("valid objectives")).expect("yaml");
+    let library = rules::queries(&config);
+    let expr = |name: &str| library.iter().find(|q| q.name == name).map(|q| q.expr.clone()).expect("in the library");
+    assert_eq!(library.len(), 6, "a test below for every query");
+    let promtool_path = required_tool("promtool");
+    let dir = TempDir::new("mesh-metrics-rules-queries");
+    std::fs::write(dir.path().join("rules.yml"), &yaml).expect("write rules");
+    // Agent "a": 10 req/s, 10% errors, every request between 0.1 and 0.5 s.
+    // Agent "b": 1 req/s, no errors, every request under 0.1 s.
+    let traffic = r#"
+      - series: 'mcp_mesh_requests_total{agent="a",namespace="mesh",status="success"}'
+        values: '0+540x100'
+      - series: 'mcp_mesh_requests_total{agent="a",namespace="mesh",status="error"}'
+        values: '0+60x100'
+      - series: 'mcp_mesh_requests_total{agent="b",namespace="mesh",status="success"}'
+        values: '0+60x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="a",namespace="mesh",le="0.1"}'
+        values: '0x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="a",namespace="mesh",le="0.5"}'
+        values: '0+600x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="a",namespace="mesh",le="+Inf"}'
+        values: '0+600x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="b",namespace="mesh",le="0.1"}'
+        values: '0+60x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="b",namespace="mesh",le="0.5"}'
+        values: '0+60x100'
+      - series: 'mcp_mesh_request_duration_seconds_bucket{agent="b",namespace="mesh",le="+Inf"}'
+        values: '0+60x100'"#;
+    let tests = format!(
+        r#"
+rule_files:
+  - rules.yml
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:{traffic}
+    promql_expr_test:
+      - expr: round({top}, 0.001)
+        eval_time: 30m
+        exp_samples:
+          - labels: '{{agent="a"}}'
+            value: 10
+          - labels: '{{agent="b"}}'
+            value: 1
+      - expr: round({slowest}, 0.001)
+        eval_time: 30m
+        exp_samples:
+          - labels: '{{agent="a"}}'
+            value: 0.48
+          - labels: '{{agent="b"}}'
+            value: 0.095
+      - expr: round({over}, 0.001)
+        eval_time: 30m
+        exp_samples:
+          - labels: '{{agent="a"}}'
+            value: 0.1
+      - expr: round({heatmap}, 0.001)
+        eval_time: 30m
+        exp_samples:
+          - labels: '{{le="0.1"}}'
+            value: 1
+          - labels: '{{le="0.5"}}'
+            value: 11
+          - labels: '{{le="+Inf"}}'
+            value: 11
+      - expr: round({capacity}, 0.001)
+        eval_time: 95m
+        exp_samples:
+          - labels: '{{agent="a"}}'
+            value: 10
+          - labels: '{{agent="b"}}'
+            value: 1
+  # Agent "c" served 1 req/s for a week, then 2 req/s (minute samples, so
+  # the 5-minute rate under the recording rule has data all along).
+  - interval: 1m
+    input_series:
+      - series: 'mcp_mesh_requests_total{{agent="c",namespace="mesh",status="success"}}'
+        values: '0+60x10080 604920+120x239'
+    promql_expr_test:
+      - expr: round({week}, 0.001)
+        eval_time: 171h
+        exp_samples:
+          - labels: '{{agent="c"}}'
+            value: 2
+"#,
+        top = expr("top-agents"),
+        slowest = expr("slowest-agents"),
+        over = expr("agents-over-error-ratio"),
+        heatmap = expr("latency-heatmap"),
+        capacity = expr("capacity-in-a-week"),
+        week = expr("week-over-week"),
+    );
+    std::fs::write(dir.path().join("queries_test.yml"), tests).expect("write tests");
+    promtool(&promtool_path, &["test", "rules", "queries_test.yml"], dir.path());
+}

@@ -29,6 +29,16 @@ fn commands_print_what_the_library_generates() {
     );
     assert_eq!(stdout(&run(&["dashboard"])), rules::to_json(&rules::dashboard()).expect("json"));
     assert!(stdout(&run(&["service-monitor"])).contains("kind: ServiceMonitor"));
+    let listed = stdout(&run(&["query"]));
+    for query in rules::queries(&SloConfig::default()) {
+        assert!(listed.contains(query.name) && listed.contains(query.description), "{listed}");
+    }
+    let strict = SloConfig { error_ratio_alert: 0.01, ..SloConfig::default() };
+    let expected = rules::queries(&strict).into_iter().find(|q| q.name == "agents-over-error-ratio").expect("query");
+    assert_eq!(
+        stdout(&run(&["query", "agents-over-error-ratio", "--error-ratio", "0.01"])),
+        format!("{}\n", expected.expr)
+    );
     let custom = stdout(&run(&["rules", "--latency", "0.3", "--buckets", "0.1, 0.3, 1"]));
     assert!(custom.contains(r#"le=~"0\\.3""#), "an objective among the given buckets: {custom}");
     assert!(stdout(&run(&["pod-monitor", "--namespace", "agents"])).contains("namespace: agents"));
@@ -65,6 +75,8 @@ fn help_and_mistakes() {
         (&["scrape-config", "--external-label", "cluster"], "write NAME=VALUE"),
         (&["rules", "--output"], "--output needs a value"),
         (&["rules", "--latency", "0.3"], "is not a bucket bound of the request-duration histogram (0.005, 0.01"),
+        (&["query", "fastest-agents"], "no query named \"fastest-agents\" in the library; the queries are: top-agents"),
+        (&["rules", "--prometheus-memory-limit", "-1"], "Prometheus memory limit must be"),
         (&["rules", "--latency", "0.3", "--buckets", "0.1,fast"], "--buckets \"fast\": give a number"),
     ] {
         let output = run(args);

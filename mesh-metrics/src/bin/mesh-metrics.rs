@@ -20,6 +20,7 @@ COMMANDS:
     pod-monitor       a PodMonitor for the agents
     scrape-config     a prometheus.yml
     dashboard         a Grafana dashboard (JSON)
+    query [NAME]      the PromQL query library: the list, or one query
     help [COMMAND]    this help, or a command's options
 
 OPTIONS:
@@ -37,6 +38,9 @@ const SLO_OPTIONS: &str = "\
                                one of them [default: the guide's 0.005 .. 5]
     --error-ratio RATIO        error ratio that fires MCPMeshHighErrorRate [default: 0.05]
     --registry-job NAME        the registry's scrape job [default: mcp-mesh-registry]
+    --prometheus-job NAME      the job Prometheus scrapes itself under [default: prometheus]
+    --prometheus-memory-limit BYTES   Prometheus' memory limit [default: 4 GiB]
+    --prometheus-series-limit N       the head series Prometheus is sized for [default: 2000000]
 ";
 
 fn command_help(command: &str) -> Option<String> {
@@ -66,6 +70,11 @@ fn command_help(command: &str) -> Option<String> {
                                         without them, such as Debian's)\n{output}"
         ),
         "dashboard" => format!("mesh-metrics dashboard [OPTIONS]\n\nA Grafana dashboard.\n\nOPTIONS:\n{output}"),
+        "query" => format!(
+            "mesh-metrics query [NAME] [OPTIONS]\n\nThe PromQL query library: without NAME, each query's name and what it \
+             answers; with NAME, its PromQL.\n\nOPTIONS:\n    \
+             --error-ratio RATIO        the threshold of agents-over-error-ratio [default: 0.05]\n{output}"
+        ),
         _ => return None,
     })
 }
@@ -79,6 +88,7 @@ struct Request {
     scrape: ScrapeOptions,
     shards: Option<u32>,
     shard: Option<u32>,
+    query: Option<String>,
 }
 
 enum Parsed {
@@ -107,6 +117,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         scrape: ScrapeOptions { static_targets: Vec::new(), ..ScrapeOptions::default() },
         shards: None,
         shard: None,
+        query: None,
     };
     let slo_command = matches!(command.as_str(), "rules" | "prometheus-rule");
     while let Some(arg) = args.next() {
@@ -119,7 +130,19 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--availability" if slo_command => request.slo.availability = number(&arg, value(&arg)?)?,
             "--latency" if slo_command => request.slo.latency_seconds = number(&arg, value(&arg)?)?,
             "--latency-objective" if slo_command => request.slo.latency_objective = number(&arg, value(&arg)?)?,
-            "--error-ratio" if slo_command => request.slo.error_ratio_alert = number(&arg, value(&arg)?)?,
+            "--error-ratio" if slo_command || command == "query" => {
+                request.slo.error_ratio_alert = number(&arg, value(&arg)?)?;
+            }
+            "--prometheus-job" if slo_command => request.slo.prometheus_job = value(&arg)?,
+            "--prometheus-memory-limit" if slo_command => {
+                request.slo.prometheus_memory_limit_bytes = number(&arg, value(&arg)?)?;
+            }
+            "--prometheus-series-limit" if slo_command => {
+                request.slo.prometheus_series_limit = number(&arg, value(&arg)?)?;
+            }
+            name if command == "query" && request.query.is_none() && !name.starts_with('-') => {
+                request.query = Some(name.to_owned());
+            }
             "--buckets" if slo_command => {
                 let text = value(&arg)?;
                 request.slo.buckets =
@@ -179,6 +202,19 @@ fn generate(request: &Request) -> Result<String, RulesError> {
         "service-monitor" => rules::to_yaml_documents(&rules::service_monitors(&namespace("mcp-mesh"))),
         "pod-monitor" => rules::to_yaml(&rules::pod_monitor(&namespace("mcp-mesh"))),
         "scrape-config" => rules::to_yaml(&rules::scrape_config(&request.scrape)?),
+        "query" => {
+            let library = rules::queries(&request.slo);
+            match &request.query {
+                None => Ok(library.iter().map(|query| format!("{:<26}{}\n", query.name, query.description)).collect()),
+                Some(name) => match library.iter().find(|query| query.name == name) {
+                    Some(query) => Ok(format!("{}\n", query.expr)),
+                    None => Err(RulesError::UnknownQuery {
+                        name: name.clone(),
+                        known: library.iter().map(|query| query.name).collect::<Vec<_>>().join(", "),
+                    }),
+                },
+            }
+        }
         _ => rules::to_json(&rules::dashboard()),
     }
 }

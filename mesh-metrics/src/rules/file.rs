@@ -118,8 +118,74 @@ pub fn rule_file(config: &SloConfig) -> Result<RuleFile, super::RulesError> {
             group("mcp_mesh.slo", slo),
             group("mcp_mesh.process", process),
             group("mcp_mesh.alerts", alerts(config)),
+            group("prometheus.self", prometheus_alerts(config)),
         ],
     })
+}
+
+/// Prometheus watching itself. The guide's `PrometheusHighMemoryUsage`
+/// divides the symbol table's bytes by the blocks' bytes, which measures no
+/// memory; these measure what fails a Prometheus: memory against its limit,
+/// series outgrowing what it is sized for, scrapes cut by a sample limit,
+/// rules that fail to evaluate, compactions that fail, targets down.
+fn prometheus_alerts(config: &SloConfig) -> Vec<Rule> {
+    let job = &config.prometheus_job;
+    vec![
+        alert(
+            "PrometheusMemoryNearLimit",
+            format!(
+                "process_resident_memory_bytes{{job=\"{job}\"}} / {} > 0.9",
+                number(config.prometheus_memory_limit_bytes)
+            ),
+            "15m",
+            "warning",
+            "Prometheus is close to its memory limit",
+            "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of its memory limit; past it, it is killed.",
+        ),
+        alert(
+            "PrometheusHeadSeriesGrowing",
+            format!(
+                "predict_linear(prometheus_tsdb_head_series{{job=\"{job}\"}}[1h], 4 * 3600) > {}",
+                number(config.prometheus_series_limit)
+            ),
+            "30m",
+            "warning",
+            "Prometheus' series will outgrow what it is sized for within 4 hours",
+            "{{ $labels.instance }} is on course for {{ $value | humanize }} head series: a label is probably unbounded.",
+        ),
+        alert(
+            "PrometheusScrapeSampleLimitHit",
+            "increase(prometheus_target_scrapes_exceeded_sample_limit_total[5m]) > 0".to_owned(),
+            "0m",
+            "warning",
+            "Scrapes are rejected for exceeding their sample limit",
+            "{{ $labels.instance }} rejected scrapes over their sample_limit in the last 5 minutes: their targets' series are lost.",
+        ),
+        alert(
+            "PrometheusRuleEvaluationFailures",
+            "increase(prometheus_rule_evaluation_failures_total[5m]) > 0".to_owned(),
+            "5m",
+            "critical",
+            "Prometheus fails to evaluate rules",
+            "{{ $labels.instance }} failed to evaluate rule group {{ $labels.rule_group }}: recording rules and alerts are missing.",
+        ),
+        alert(
+            "PrometheusCompactionsFailed",
+            "increase(prometheus_tsdb_compactions_failed_total[3h]) > 0".to_owned(),
+            "0m",
+            "warning",
+            "Prometheus fails to compact its storage",
+            "{{ $labels.instance }} failed a compaction in the last 3 hours: disk use grows and queries slow down.",
+        ),
+        alert(
+            "PrometheusTargetDown",
+            "up == 0".to_owned(),
+            "5m",
+            "warning",
+            "A scrape target is down",
+            "{{ $labels.instance }} of job {{ $labels.job }} has not answered a scrape for 5 minutes.",
+        ),
+    ]
 }
 
 fn alerts(config: &SloConfig) -> Vec<Rule> {

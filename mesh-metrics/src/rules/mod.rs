@@ -28,12 +28,14 @@ mod dashboard;
 mod file;
 mod kubernetes;
 mod promql;
+mod queries;
 mod scrape;
 
 pub use dashboard::{Dashboard, dashboard};
 pub use file::{Group, PrometheusRule, Rule, RuleFile, prometheus_rule, rule_file};
 pub use kubernetes::{Monitor, pod_monitor, service_monitors};
 pub use promql::{panel_queries, record};
+pub use queries::{NamedQuery, queries};
 pub use scrape::{PrometheusConfig, ScrapeOptions, scrape_config};
 
 /// The service-level objectives the SLO rules and burn-rate alerts use.
@@ -58,6 +60,14 @@ pub struct SloConfig {
     /// `.buckets(..)`; the guide's by default): `latency_seconds` must be one
     /// of them, or the latency rules would count a bucket that is not there.
     pub buckets: Vec<f64>,
+    /// The job Prometheus scrapes itself under, for its self-monitoring alerts.
+    pub prometheus_job: String,
+    /// The memory Prometheus may use (its container limit), in bytes: its
+    /// resident memory is alerted on against this.
+    pub prometheus_memory_limit_bytes: f64,
+    /// The head series Prometheus is sized for: growth that would pass it
+    /// within 4 hours is alerted on.
+    pub prometheus_series_limit: f64,
 }
 
 impl Default for SloConfig {
@@ -71,6 +81,10 @@ impl Default for SloConfig {
             namespace: "monitoring".to_owned(),
             evaluation_interval: "30s".to_owned(),
             buckets: crate::registry::DEFAULT_BUCKETS.to_vec(),
+            prometheus_job: "prometheus".to_owned(),
+            // The guide's kube-prometheus-stack values: a 4 GiB memory limit.
+            prometheus_memory_limit_bytes: 4.0 * 1024.0 * 1024.0 * 1024.0,
+            prometheus_series_limit: 2_000_000.0,
         }
     }
 }
@@ -86,6 +100,14 @@ impl SloConfig {
         ratio("error ratio alert", self.error_ratio_alert)?;
         if !(self.latency_seconds.is_finite() && self.latency_seconds > 0.0) {
             return Err(RulesError::Objective { name: "latency", value: self.latency_seconds });
+        }
+        for (name, value) in [
+            ("Prometheus memory limit", self.prometheus_memory_limit_bytes),
+            ("Prometheus series limit", self.prometheus_series_limit),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(RulesError::Objective { name, value });
+            }
         }
         if !self.buckets.contains(&self.latency_seconds) {
             let bounds = self.buckets.iter().map(|b| promql::number(*b)).collect::<Vec<_>>().join(", ");
@@ -106,6 +128,14 @@ pub enum RulesError {
         name: &'static str,
         /// Its value.
         value: f64,
+    },
+    /// `mesh-metrics query NAME` with a name the library does not have.
+    #[error("no query named {name:?} in the library; the queries are: {known}")]
+    UnknownQuery {
+        /// The name given.
+        name: String,
+        /// The library's names, comma-separated.
+        known: String,
     },
     /// The latency objective is not one of the histogram's bucket bounds.
     #[error(

@@ -139,15 +139,9 @@ pub fn panel_queries() -> Vec<(&'static str, Vec<(String, String)>)> {
                 (quantile(0.99, "le", "5m"), "p99".to_owned()),
             ],
         ),
-        (
-            "Latency heatmap",
-            vec![(format!("sum by (le) (rate({REQUEST_DURATION_SECONDS}_bucket[5m]))"), "{{le}}".to_owned())],
-        ),
+        ("Latency heatmap", vec![(library("latency-heatmap"), "{{le}}".to_owned())]),
         ("In flight", vec![(by_agent(record::CONNECTIONS_SUM), "{{agent}}".to_owned())]),
-        (
-            "Top agents by request rate",
-            vec![(format!("topk(5, {})", by_agent(record::REQUEST_RATE)), "{{agent}}".to_owned())],
-        ),
+        ("Top agents by request rate", vec![(library("top-agents"), "{{agent}}".to_owned())]),
         (
             "Cardinality overflow",
             vec![(format!("sum by (metric) (rate({CARDINALITY_OVERFLOW_TOTAL}[5m]))"), "{{metric}}".to_owned())],
@@ -186,6 +180,16 @@ pub(crate) fn process_fds_ratio() -> String {
 /// Busy seconds per second summed over a runtime's workers, over its workers.
 pub(crate) fn runtime_busy_ratio() -> String {
     format!("sum without (worker) (rate({}[5m])) / {}", tokio::WORKER_BUSY_SECONDS_TOTAL, tokio::WORKERS)
+}
+
+/// The expression of the query library's `name` (the dashboard shows the
+/// library's queries, so both say the same).
+fn library(name: &str) -> String {
+    super::queries(&super::SloConfig::default())
+        .into_iter()
+        .find(|query| query.name == name)
+        .map(|query| query.expr)
+        .unwrap_or_default()
 }
 
 /// A number as the exposition and PromQL both read it.
