@@ -6,7 +6,6 @@
 //! missing binary skips the test with a message; under `CI=true` it must run.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,37 +13,8 @@ use std::time::{Duration, Instant};
 use mesh_metrics::rules::{self, SloConfig};
 use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, promtool_check_metrics, required_tool};
 
-/// How long to wait for Prometheus to see what the test expects.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn free_loopback_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr")
-}
-
-/// Starts the demo on an ephemeral port and returns it with its address,
-/// read from the line it prints first.
-fn start_demo(trace_log: &std::path::Path) -> (ChildGuard, SocketAddr) {
-    let mut demo = ChildGuard::spawn(
-        "mesh-demo",
-        Command::new(env!("CARGO_BIN_EXE_mesh-demo"))
-            .args(["--listen", "127.0.0.1:0", "--duration", "300", "--summary", "3600", "--workers", "4"])
-            .arg("--trace-log")
-            .arg(trace_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    );
-    let stdout = demo.child().stdout.take().expect("demo stdout");
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).expect("demo prints its address");
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no address in the demo's first line: {first:?}"));
-    (demo, addr)
-}
+mod support;
+use support::{api, eventually, free_loopback_port, query, start_demo};
 
 fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr) -> (ChildGuard, SocketAddr) {
     let listen = free_loopback_port();
@@ -77,39 +47,12 @@ fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr)
     (prometheus, listen)
 }
 
-/// `GET` a Prometheus API path; the `data` of a successful answer.
-fn api(prometheus: SocketAddr, path: &str) -> Option<serde_json::Value> {
-    let response = get(prometheus, path).ok()?;
-    let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;
-    (body["status"] == "success").then(|| body["data"].clone())
-}
-
-fn query(prometheus: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
-    let data = api(prometheus, &format!("/api/v1/query?query={}", percent_encode(promql)));
-    data.and_then(|d| d["result"].as_array().cloned()).unwrap_or_default()
-}
-
-/// Polls `check` until it returns `Some` or `PATIENCE` runs out.
-fn eventually<T>(what: &str, processes: &mut [&mut ChildGuard], mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        for process in processes.iter_mut() {
-            process.assert_running();
-        }
-        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn prometheus_stores_the_demo_trace_ids_as_exemplars() {
     let binary = required_tool("prometheus");
     let dir = TempDir::new("mesh-metrics-e2e");
     let trace_log = dir.path().join("traceparents.log");
-    let (mut demo, target) = start_demo(&trace_log);
+    let (mut demo, target) = start_demo(&["--trace-log", trace_log.to_str().expect("utf-8 path"), "--workers", "4"]);
     let (mut prometheus, api_addr) = start_prometheus(&binary, &dir, target);
     let log_tail = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
 

@@ -47,6 +47,20 @@ fn commands_print_what_the_library_generates() {
 }
 
 #[test]
+fn a_federating_server_scrapes_only_what_it_federates() {
+    let federating = stdout(&run(&["scrape-config", "--federate", "10.0.0.2:9090"]));
+    assert!(federating.contains("metrics_path: /federate") && federating.contains("10.0.0.2:9090"), "{federating}");
+    assert!(!federating.contains("127.0.0.1:9464"), "no default local target: {federating}");
+    assert!(!federating.contains("kubernetes_sd_configs"), "no discovery unless asked: {federating}");
+    let with_discovery = stdout(&run(&["scrape-config", "--federate", "10.0.0.2:9090", "--kubernetes"]));
+    assert!(with_discovery.contains("kubernetes_sd_configs"), "{with_discovery}");
+    let with_target = stdout(&run(&["scrape-config", "--federate", "10.0.0.2:9090", "--target", "10.0.0.3:9464"]));
+    assert!(with_target.contains("10.0.0.3:9464") && !with_target.contains("kubernetes_sd_configs"), "{with_target}");
+    let plain = stdout(&run(&["scrape-config"]));
+    assert!(plain.contains("127.0.0.1:9464") && plain.contains("kubernetes_sd_configs"), "{plain}");
+}
+
+#[test]
 fn output_goes_to_a_file_when_asked() {
     let path = std::env::temp_dir().join(format!("mesh-metrics-cli-{}.yml", std::process::id()));
     let output = run(&["rules", "--output", path.to_str().expect("utf-8 path")]);

@@ -60,12 +60,15 @@ fn command_help(command: &str) -> Option<String> {
         "scrape-config" => format!(
             "mesh-metrics scrape-config [OPTIONS]\n\nA prometheus.yml.\n\nOPTIONS:\n    \
              --target HOST:PORT         a static target (repeatable) [default: 127.0.0.1:9464]\n    \
-             --federate HOST:PORT       a Prometheus to federate mcp_mesh:* and up from (repeatable)\n    \
+             --federate HOST:PORT       a Prometheus to federate mcp_mesh:* and up from (repeatable);\n    \
+                                        a federating server scrapes nothing else unless given\n    \
+                                        --target or --kubernetes\n    \
              --remote-write URL         send the mcp_mesh:* recording rules to long-term storage\n    \
              --rule-file PATH           a rule file to load (repeatable)\n    \
              --alertmanager HOST:PORT   where to send alerts (repeatable)\n    \
              --external-label K=V       an external label (repeatable)\n    \
              --shards N --shard I       keep shard I (0-based) of N of the targets (hashmod)\n    \
+             --kubernetes               with --federate, keep the Kubernetes discovery jobs too\n    \
              --no-kubernetes            leave out the Kubernetes discovery jobs (for a Prometheus built\n    \
                                         without them, such as Debian's)\n{output}"
         ),
@@ -89,6 +92,7 @@ struct Request {
     shards: Option<u32>,
     shard: Option<u32>,
     query: Option<String>,
+    kubernetes_asked: bool,
 }
 
 enum Parsed {
@@ -118,6 +122,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         shards: None,
         shard: None,
         query: None,
+        kubernetes_asked: false,
     };
     let slo_command = matches!(command.as_str(), "rules" | "prometheus-rule");
     while let Some(arg) = args.next() {
@@ -155,6 +160,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--target" if command == "scrape-config" => request.scrape.static_targets.push(value(&arg)?),
             "--federate" if command == "scrape-config" => request.scrape.federate.push(value(&arg)?),
             "--no-kubernetes" if command == "scrape-config" => request.scrape.kubernetes = false,
+            "--kubernetes" if command == "scrape-config" => request.kubernetes_asked = true,
             "--remote-write" if command == "scrape-config" => request.scrape.remote_write = Some(value(&arg)?),
             "--rule-file" if command == "scrape-config" => request.scrape.rule_files.push(value(&arg)?),
             "--alertmanager" if command == "scrape-config" => request.scrape.alertmanagers.push(value(&arg)?),
@@ -176,7 +182,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             }
         }
     }
-    if request.scrape.static_targets.is_empty() {
+    // A server that federates scrapes nothing but what it federates: no local
+    // target, no discovery, unless asked for.
+    if !request.scrape.federate.is_empty() {
+        request.scrape.kubernetes = request.scrape.kubernetes && request.kubernetes_asked;
+    } else if request.scrape.static_targets.is_empty() {
         request.scrape.static_targets = ScrapeOptions::default().static_targets;
     }
     request.scrape.shard = match (request.shards, request.shard) {
