@@ -160,13 +160,20 @@ pub fn percent_encode(value: &str) -> String {
 pub struct ChildGuard {
     name: &'static str,
     child: Child,
+    log: Option<PathBuf>,
 }
 
 impl ChildGuard {
     /// Starts `command`, named `name` in messages.
     pub fn spawn(name: &'static str, command: &mut Command) -> Self {
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name, child }
+        Self { name, child, log: None }
+    }
+
+    /// Names the file the child logs to, so an early exit shows its end.
+    pub fn logging_to(mut self, log: impl Into<PathBuf>) -> Self {
+        self.log = Some(log.into());
+        self
     }
 
     /// The child, e.g. to take its stdout.
@@ -177,7 +184,12 @@ impl ChildGuard {
     /// Fails with `name`'s exit status if it has already exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early: {status}", self.name);
+            let log = self.log.as_ref().map_or_else(String::new, |path| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let tail: String = text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+                format!("; the end of {}:\n{tail}", path.display())
+            });
+            panic!("{} exited early: {status}{log}", self.name);
         }
     }
 }
