@@ -98,7 +98,8 @@ pub fn required_tool(tool: &str) -> std::path::PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "{tool} is required: run the README's test command (bash .ci/test), which installs it, \
-             or `apt-get install -y prometheus`"
+             or install it (Debian: `apt-get install -y prometheus` for prometheus and promtool, \
+             `prometheus-alertmanager` for amtool)"
         )
     })
 }

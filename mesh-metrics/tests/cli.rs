@@ -61,6 +61,64 @@ fn a_federating_server_scrapes_only_what_it_federates() {
 }
 
 #[test]
+fn helm_values_from_flags() {
+    use rules::{HelmValuesOptions, SecretKey};
+    assert_eq!(
+        stdout(&run(&["helm-values"])),
+        rules::to_yaml(&rules::helm_values(&HelmValuesOptions::default())).expect("yaml")
+    );
+    let args = [
+        "helm-values",
+        "--retention",
+        "90d",
+        "--retention-size",
+        "200GB",
+        "--interval",
+        "15s",
+        "--cpu-request",
+        "500m",
+        "--cpu-limit",
+        "3",
+        "--memory-request",
+        "3Gi",
+        "--memory-limit",
+        "6Gi",
+        "--storage-class",
+        "fast-ssd",
+        "--storage-size",
+        "500Gi",
+        "--grafana-admin-secret",
+        "grafana-credentials",
+        "--grafana-storage-size",
+        "20Gi",
+        "--slack-webhook-secret",
+        "slack",
+        "--slack-channel",
+        "#mesh",
+        "--thanos",
+        "objstore:thanos.yaml",
+    ];
+    let expected = HelmValuesOptions {
+        retention: "90d".to_owned(),
+        retention_size: "200GB".to_owned(),
+        interval: "15s".to_owned(),
+        cpu_request: "500m".to_owned(),
+        cpu_limit: "3".to_owned(),
+        memory_request: "3Gi".to_owned(),
+        memory_limit: "6Gi".to_owned(),
+        storage_class: Some("fast-ssd".to_owned()),
+        storage_size: "500Gi".to_owned(),
+        grafana_admin_secret: "grafana-credentials".to_owned(),
+        grafana_storage_size: "20Gi".to_owned(),
+        slack_webhook_secret: Some(SecretKey { name: "slack".to_owned(), key: "url".to_owned() }),
+        slack_channel: "#mesh".to_owned(),
+        thanos_object_storage: Some(SecretKey { name: "objstore".to_owned(), key: "thanos.yaml".to_owned() }),
+    };
+    assert_eq!(stdout(&run(&args)), rules::to_yaml(&rules::helm_values(&expected)).expect("yaml"));
+    assert!(stdout(&run(&["help", "helm-values"])).contains("--thanos NAME[:KEY]"));
+}
+
+#[test]
 fn output_goes_to_a_file_when_asked() {
     let path = std::env::temp_dir().join(format!("mesh-metrics-cli-{}.yml", std::process::id()));
     let output = run(&["rules", "--output", path.to_str().expect("utf-8 path")]);
@@ -92,6 +150,11 @@ fn help_and_mistakes() {
         (&["query", "fastest-agents"], "no query named \"fastest-agents\" in the library; the queries are: top-agents"),
         (&["rules", "--prometheus-memory-limit", "-1"], "Prometheus memory limit must be"),
         (&["rules", "--latency", "0.3", "--buckets", "0.1,fast"], "--buckets \"fast\": give a number"),
+        (&["helm-values", "--thanos", "Thanos:objstore"], "\"Thanos:objstore\" is not a Secret reference"),
+        (&["helm-values", "--slack-webhook-secret", "https://hooks.slack.com/x"], "write NAME or NAME:KEY"),
+        (&["helm-values", "--grafana-admin-secret", "admin password"], "is not a Secret reference"),
+        (&["helm-values", "--retention"], "--retention needs a value"),
+        (&["helm-values", "--target", "x"], "helm-values does not take \"--target\""),
     ] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");

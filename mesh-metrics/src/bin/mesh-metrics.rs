@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use mesh_metrics::rules::{self, RulesError, ScrapeOptions, SloConfig};
+use mesh_metrics::rules::{self, HelmValuesOptions, RulesError, ScrapeOptions, SecretKey, SloConfig};
 
 const USAGE: &str = "\
 mesh-metrics: Prometheus rules, alerts, manifests and a Grafana dashboard for MCP Mesh,
@@ -19,6 +19,7 @@ COMMANDS:
     service-monitor   ServiceMonitors for the registry and the agents
     pod-monitor       a PodMonitor for the agents
     scrape-config     a prometheus.yml
+    helm-values       values for the kube-prometheus-stack chart, secrets by reference
     dashboard         a Grafana dashboard (JSON)
     query [NAME]      the PromQL query library: the list, or one query
     help [COMMAND]    this help, or a command's options
@@ -72,6 +73,27 @@ fn command_help(command: &str) -> Option<String> {
              --no-kubernetes            leave out the Kubernetes discovery jobs (for a Prometheus built\n    \
                                         without them, such as Debian's)\n{output}"
         ),
+        "helm-values" => format!(
+            "mesh-metrics helm-values [OPTIONS]\n\nValues for the kube-prometheus-stack Helm chart. No secret is \
+             written into them: each is a reference to a Secret you create.\n\nOPTIONS:\n    \
+             --retention DURATION       how long Prometheus keeps data [default: 30d]\n    \
+             --retention-size SIZE      the most disk the TSDB may use [default: 50GB]\n    \
+             --interval DURATION        scrape and evaluation interval [default: 30s]\n    \
+             --cpu-request CPU          [default: 1]\n    \
+             --cpu-limit CPU            [default: 2]\n    \
+             --memory-request BYTES     [default: 2Gi]\n    \
+             --memory-limit BYTES       [default: 4Gi]\n    \
+             --storage-class NAME       the volume claim's storage class [default: the cluster's]\n    \
+             --storage-size SIZE        the volume claim's size [default: 100Gi]\n    \
+             --grafana-admin-secret NAME  the Secret with keys admin-user and admin-password\n    \
+                                        [default: grafana-admin]\n    \
+             --grafana-storage-size SIZE  [default: 10Gi]\n    \
+             --slack-webhook-secret NAME[:KEY]  the Secret holding the Slack webhook URL [default key: url];\n    \
+                                        without it alerts reach a receiver with no integration\n    \
+             --slack-channel CHANNEL    [default: #alerts]\n    \
+             --thanos NAME[:KEY]        run the Thanos sidecar, its object-storage configuration in this\n    \
+                                        Secret [default key: objstore.yml]\n{output}"
+        ),
         "dashboard" => format!("mesh-metrics dashboard [OPTIONS]\n\nA Grafana dashboard.\n\nOPTIONS:\n{output}"),
         "query" => format!(
             "mesh-metrics query [NAME] [OPTIONS]\n\nThe PromQL query library: without NAME, each query's name and what it \
@@ -93,6 +115,7 @@ struct Request {
     shard: Option<u32>,
     query: Option<String>,
     kubernetes_asked: bool,
+    helm: HelmValuesOptions,
 }
 
 enum Parsed {
@@ -123,6 +146,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         shard: None,
         query: None,
         kubernetes_asked: false,
+        helm: HelmValuesOptions::default(),
     };
     let slo_command = matches!(command.as_str(), "rules" | "prometheus-rule");
     while let Some(arg) = args.next() {
@@ -174,6 +198,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 let n = text.parse::<u32>().map_err(|_| format!("{arg} {text:?}: give a whole number"))?;
                 if arg == "--shards" { request.shards = Some(n) } else { request.shard = Some(n) }
             }
+            _ if command == "helm-values" && helm_option(&mut request.helm, &arg, &mut value)? => {}
             other => {
                 return Err(format!(
                     "{command} does not take {other:?}\n\n{}",
@@ -197,6 +222,43 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
     Ok(Parsed::Run(Box::new(request)))
 }
 
+/// Applies one `helm-values` option; `false` if `arg` is not one.
+fn helm_option(
+    helm: &mut HelmValuesOptions,
+    arg: &str,
+    value: &mut impl FnMut(&str) -> Result<String, String>,
+) -> Result<bool, String> {
+    let secret = |text: String, default_key: &str| SecretKey::parse(&text, default_key).map_err(|e| e.to_string());
+    let field = match arg {
+        "--retention" => &mut helm.retention,
+        "--retention-size" => &mut helm.retention_size,
+        "--interval" => &mut helm.interval,
+        "--cpu-request" => &mut helm.cpu_request,
+        "--cpu-limit" => &mut helm.cpu_limit,
+        "--memory-request" => &mut helm.memory_request,
+        "--memory-limit" => &mut helm.memory_limit,
+        "--storage-size" => &mut helm.storage_size,
+        "--grafana-admin-secret" => &mut helm.grafana_admin_secret,
+        "--grafana-storage-size" => &mut helm.grafana_storage_size,
+        "--slack-channel" => &mut helm.slack_channel,
+        "--storage-class" => {
+            helm.storage_class = Some(value(arg)?);
+            return Ok(true);
+        }
+        "--slack-webhook-secret" => {
+            helm.slack_webhook_secret = Some(secret(value(arg)?, "url")?);
+            return Ok(true);
+        }
+        "--thanos" => {
+            helm.thanos_object_storage = Some(secret(value(arg)?, "objstore.yml")?);
+            return Ok(true);
+        }
+        _ => return Ok(false),
+    };
+    *field = value(arg)?;
+    Ok(true)
+}
+
 fn generate(request: &Request) -> Result<String, RulesError> {
     let namespace = |default: &str| request.namespace.clone().unwrap_or_else(|| default.to_owned());
     match request.command.as_str() {
@@ -212,6 +274,10 @@ fn generate(request: &Request) -> Result<String, RulesError> {
         "service-monitor" => rules::to_yaml_documents(&rules::service_monitors(&namespace("mcp-mesh"))),
         "pod-monitor" => rules::to_yaml(&rules::pod_monitor(&namespace("mcp-mesh"))),
         "scrape-config" => rules::to_yaml(&rules::scrape_config(&request.scrape)?),
+        "helm-values" => {
+            SecretKey::parse(&request.helm.grafana_admin_secret, "admin-password")?;
+            rules::to_yaml(&rules::helm_values(&request.helm))
+        }
         "query" => {
             let library = rules::queries(&request.slo);
             match &request.query {

@@ -26,6 +26,7 @@
 
 mod dashboard;
 mod file;
+mod helm;
 mod kubernetes;
 mod promql;
 mod queries;
@@ -33,6 +34,7 @@ mod scrape;
 
 pub use dashboard::{Dashboard, dashboard};
 pub use file::{Group, PrometheusRule, Rule, RuleFile, prometheus_rule, rule_file};
+pub use helm::{HelmValuesOptions, SecretKey, helm_values};
 pub use kubernetes::{Monitor, pod_monitor, service_monitors};
 pub use promql::{panel_queries, record};
 pub use queries::{NamedQuery, queries};
@@ -155,6 +157,15 @@ pub enum RulesError {
         shard: u32,
         /// How many there are.
         shards: u32,
+    },
+    /// A Secret reference that Kubernetes would not accept.
+    #[error(
+        "{given:?} is not a Secret reference: write NAME or NAME:KEY, the name in lowercase letters, digits, \
+         '-' and '.', the key in letters, digits, '-', '_' and '.'"
+    )]
+    SecretReference {
+        /// What was given.
+        given: String,
     },
     /// Serialising failed.
     #[error("cannot write YAML: {0}")]
