@@ -192,8 +192,6 @@ fn every_key_is_one_the_chart_declares_and_the_operator_accepts() {
                     thanos["objectStorageConfig"] = selector;
                     ("thanos", thanos)
                 }
-                // Checked by amtool below.
-                "alertmanager.config" => continue,
                 other => panic!("{other} is not declared by the chart and has no schema to check it against"),
             };
             validate(field, &value, &crds["prometheus"][field], &mut errors);
@@ -235,7 +233,7 @@ fn no_secret_is_written_into_the_values() {
     let values = yaml(&text);
     assert!(values["grafana"].get("adminPassword").is_none(), "{text}");
     assert_eq!(values["grafana"]["admin"]["existingSecret"], "grafana-credentials");
-    let slack = &values["alertmanager"]["config"]["receivers"][0]["slack_configs"][0];
+    let slack = &values["alertmanager"]["config"]["receivers"][1]["slack_configs"][0];
     assert!(slack.get("api_url").is_none(), "{text}");
     assert_eq!(slack["api_url_file"], "/etc/alertmanager/secrets/slack/webhook");
     assert_eq!(values["alertmanager"]["alertmanagerSpec"]["secrets"], serde_json::json!(["slack"]));
@@ -244,7 +242,10 @@ fn no_secret_is_written_into_the_values() {
     }
     // Without a webhook Secret: a receiver with no integration, no placeholder URL.
     let plain = generated(&HelmValuesOptions::default());
-    assert_eq!(plain["alertmanager"]["config"]["receivers"], serde_json::json!([{ "name": "default" }]));
+    assert_eq!(
+        plain["alertmanager"]["config"]["receivers"],
+        serde_json::json!([{ "name": "null" }, { "name": "default" }])
+    );
     assert!(
         plain["prometheus"].get("thanosService").is_none() && plain["prometheus"]["prometheusSpec"]["thanos"].is_null()
     );
@@ -252,13 +253,17 @@ fn no_secret_is_written_into_the_values() {
 
 #[test]
 fn amtool_accepts_the_alertmanager_configuration() {
+    // What Alertmanager loads is our `config` coalesced over the chart's
+    // default one, as Helm merges them: maps key by key, lists replaced.
     let amtool = required_tool("amtool");
+    let chart = yaml(&fixture("kube-prometheus-stack-88.5.3.values.yaml"));
     let dir = TempDir::new("mesh-metrics-helm");
     for options in [HelmValuesOptions::default(), every_option_set()] {
-        let config = dir.path().join("alertmanager.yml");
-        let values = generated(&options);
-        std::fs::write(&config, rules::to_yaml(&values["alertmanager"]["config"]).expect("yaml")).expect("write");
-        let output = Command::new(&amtool).arg("check-config").arg(&config).output().expect("amtool runs");
+        let mut config = chart["alertmanager"]["config"].clone();
+        merge(&mut config, generated(&options)["alertmanager"]["config"].take());
+        let path = dir.path().join("alertmanager.yml");
+        std::fs::write(&path, rules::to_yaml(&config).expect("yaml")).expect("write");
+        let output = Command::new(&amtool).arg("check-config").arg(&path).output().expect("amtool runs");
         assert!(
             output.status.success(),
             "amtool check-config: {}{}",
@@ -266,6 +271,13 @@ fn amtool_accepts_the_alertmanager_configuration() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    // The check can fail: the chart's Watchdog route with its receiver gone.
+    let mut broken = chart["alertmanager"]["config"].clone();
+    merge(&mut broken, serde_json::json!({ "receivers": [{ "name": "default" }], "route": { "receiver": "default" } }));
+    let path = dir.path().join("broken.yml");
+    std::fs::write(&path, rules::to_yaml(&broken).expect("yaml")).expect("write");
+    let output = Command::new(&amtool).arg("check-config").arg(&path).output().expect("amtool runs");
+    assert!(!output.status.success(), "amtool accepted a route to an undefined receiver");
 }
 
 #[test]
@@ -275,7 +287,23 @@ fn secret_references_are_checked() {
         SecretKey { name: "thanos-objstore".to_owned(), key: "objstore.yml".to_owned() }
     );
     assert_eq!(SecretKey::parse("slack:webhook_url", "url").expect("valid").key, "webhook_url");
-    for bad in ["", "Slack", "slack:", "https://hooks.slack.com/services/T0/B0/x", "a b"] {
+    assert_eq!(SecretKey::parse("team-a.slack:.webhook", "url").expect("valid").key, ".webhook");
+    let long = "a".repeat(254);
+    for bad in [
+        "",
+        "Slack",
+        "slack:",
+        "https://hooks.slack.com/services/T0/B0/x",
+        "a b",
+        "-slack",
+        "slack-",
+        ".",
+        "a..b",
+        "slack:.",
+        "slack:..",
+        "slack:..x",
+        long.as_str(),
+    ] {
         let error = SecretKey::parse(bad, "url").expect_err(bad);
         assert!(matches!(error, RulesError::SecretReference { .. }), "{bad}");
         assert!(error.to_string().contains("write NAME or NAME:KEY"), "{error}");

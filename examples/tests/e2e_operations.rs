@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use mesh_metrics::rules::{self, ScrapeOptions, SloConfig};
-use mesh_metrics_tests::{ChildGuard, TempDir, required_tool};
+use mesh_metrics_tests::{ChildGuard, TempDir, percent_encode, required_tool};
 
 mod support;
 use support::{api, eventually, free_loopback_port, query, start_demo};
@@ -83,11 +83,13 @@ fn identity(metric: &serde_json::Value) -> String {
     format!("{}{kept:?}", labels["__name__"].as_str().expect("name"))
 }
 
-/// The raw samples of `selector` over the last `window`: identity →
-/// timestamp (ms) → value as Prometheus wrote it.
-fn raw_samples(server: SocketAddr, selector: &str, window: &str) -> BTreeMap<String, BTreeMap<i64, String>> {
+/// The raw samples of `selector` over the `window` before `at` (seconds
+/// since the epoch): identity → timestamp (ms) → value as Prometheus wrote it.
+fn raw_samples(server: SocketAddr, selector: &str, window: &str, at: f64) -> BTreeMap<String, BTreeMap<i64, String>> {
     let mut samples = BTreeMap::new();
-    for series in query(server, &format!("{selector}[{window}]")) {
+    let path = format!("/api/v1/query?query={}&time={at:.3}", percent_encode(&format!("{selector}[{window}]")));
+    let result = api(server, &path).and_then(|data| data["result"].as_array().cloned()).unwrap_or_default();
+    for series in result {
         let points: &mut BTreeMap<i64, String> = samples.entry(identity(&series["metric"])).or_default();
         for point in series["values"].as_array().expect("values") {
             let at = (point[0].as_f64().expect("timestamp") * 1000.0).round() as i64;
@@ -113,8 +115,12 @@ fn assert_carried(
 ) -> usize {
     let selector = format!("{{__name__=~\"{}\"}}", CARRIED.join("|"));
     let (expected, carried) = eventually(what, processes, || {
-        let expected = raw_samples(upstream, &selector, "2m");
-        let carried = raw_samples(downstream, &selector, "2m");
+        // Both servers as of the same moment, a little in the past so that
+        // what the upstream server recorded by then has had time to travel.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        let at = now - 5.0;
+        let expected = raw_samples(upstream, &selector, "1m", at);
+        let carried = raw_samples(downstream, &selector, "1m", at);
         let every_rule =
             CARRIED.iter().all(|name| expected.keys().any(|series| series.starts_with(&format!("{name}{{"))));
         let all_series = every_rule && expected.keys().all(|series| carried.contains_key(series));
@@ -122,7 +128,8 @@ fn assert_carried(
             let there = &carried[series];
             expected[series].keys().filter(|at| there.contains_key(at)).count()
         };
-        (all_series && expected.keys().all(|series| common(series) > 0)).then_some((expected, carried))
+        let nothing_else = carried.keys().all(|series| expected.contains_key(series));
+        (all_series && nothing_else && expected.keys().all(|series| common(series) > 0)).then_some((expected, carried))
     });
     let mut compared = 0;
     for (series, points) in &expected {
@@ -221,11 +228,43 @@ fn federation_and_remote_write_carry_the_recording_rules_and_nothing_raw() {
     }
 }
 
+/// Prometheus' `hashmod`: the big-endian u64 of bytes 8..16 of the MD5 of
+/// the value, modulo `modulus`. Computed by Python's hashlib, a reference
+/// independent of the code under test.
+fn hashmod(value: &str, modulus: u64) -> u64 {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, sys; d = hashlib.md5(sys.argv[1].encode()).digest(); \
+             print(int.from_bytes(d[8:16], 'big') % int(sys.argv[2]))",
+            value,
+            &modulus.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().parse().expect("a number")
+}
+
 #[test]
 fn two_shards_split_the_targets_between_them() {
     let dir = TempDir::new("mesh-metrics-shards");
-    let mut demos: Vec<(ChildGuard, SocketAddr)> = (0..4).map(|_| start_demo(&["--workers", "1"])).collect();
+    // Four demos on ephemeral ports, replaced until both shards get some:
+    // a split that puts every target on one shard would prove nothing.
+    let mut demos: Vec<(ChildGuard, SocketAddr)> = Vec::new();
+    loop {
+        while demos.len() < 4 {
+            demos.push(start_demo(&["--workers", "1"]));
+        }
+        let owners: BTreeSet<u64> = demos.iter().map(|(_, addr)| hashmod(&addr.to_string(), 2)).collect();
+        if owners.len() == 2 {
+            break;
+        }
+        demos.pop();
+    }
     let targets: Vec<String> = demos.iter().map(|(_, addr)| addr.to_string()).collect();
+    let predicted: Vec<BTreeSet<String>> =
+        (0..2).map(|shard| targets.iter().filter(|target| hashmod(target, 2) == shard).cloned().collect()).collect();
     let mut shards: Vec<(ChildGuard, SocketAddr)> = (0..2)
         .map(|shard| {
             let options = ScrapeOptions {
@@ -264,6 +303,7 @@ fn two_shards_split_the_targets_between_them() {
         })
         .collect();
     assert!(kept[0].is_disjoint(&kept[1]), "a target is scraped by both shards: {kept:?}");
+    assert_eq!(kept, predicted, "each target on the shard its address hashes to");
     let covered: BTreeSet<String> = kept[0].union(&kept[1]).cloned().collect();
     assert_eq!(covered, targets.iter().cloned().collect(), "every target is scraped by one shard");
     // What the shards scraped is what they hold: each shard's series come

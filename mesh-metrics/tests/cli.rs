@@ -115,7 +115,7 @@ fn helm_values_from_flags() {
         thanos_object_storage: Some(SecretKey { name: "objstore".to_owned(), key: "thanos.yaml".to_owned() }),
     };
     assert_eq!(stdout(&run(&args)), rules::to_yaml(&rules::helm_values(&expected)).expect("yaml"));
-    assert!(stdout(&run(&["help", "helm-values"])).contains("--thanos NAME[:KEY]"));
+    assert!(stdout(&run(&["help", "helm-values"])).contains("--thanos <NAME[:KEY]>"));
 }
 
 #[test]
@@ -133,32 +133,92 @@ fn output_goes_to_a_file_when_asked() {
 
 #[test]
 fn help_and_mistakes() {
-    assert!(stdout(&run(&["--help"])).contains("COMMANDS:"));
-    assert!(stdout(&run(&[])).contains("USAGE:"));
-    assert!(stdout(&run(&["help", "scrape-config"])).contains("--shards N --shard I"));
-    assert!(stdout(&run(&["rules", "--help"])).contains("--availability RATIO"));
+    let help = stdout(&run(&["--help"]));
+    for command in [
+        "rules",
+        "prometheus-rule",
+        "service-monitor",
+        "pod-monitor",
+        "scrape-config",
+        "helm-values",
+        "dashboard",
+        "query",
+    ] {
+        assert!(help.contains(command), "{command} in the help: {help}");
+    }
+    let bare = run(&[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Usage: mesh-metrics"));
+    assert!(stdout(&run(&["help", "scrape-config"])).contains("--shards <N>"));
+    assert!(stdout(&run(&["rules", "--help"])).contains("--availability <RATIO>"));
+    assert!(stdout(&run(&["--version"])).starts_with("mesh-metrics "));
     for (args, message) in [
-        (&["deploy"][..], "unknown command \"deploy\""),
+        (&["deploy"][..], "unrecognized subcommand 'deploy'"),
+        (&["scrape-confg"], "tip: a similar subcommand exists: 'scrape-config'"),
+        (&["rules", "--availabilty", "0.99"], "tip: a similar argument exists: '--availability'"),
         (&["rules", "--availability", "1.5"], "availability must be between 0 and 1"),
-        (&["rules", "--latency", "fast"], "--latency \"fast\": give a number"),
-        (&["rules", "--target", "x"], "rules does not take \"--target\""),
-        (&["scrape-config", "--shards", "3"], "--shards and --shard go together"),
+        (&["rules", "--latency", "fast"], "invalid value 'fast' for '--latency <SECONDS>': give a number"),
+        (&["rules", "--target", "x"], "unexpected argument '--target' found"),
+        (&["scrape-config", "--shards", "3"], "the following required arguments were not provided:\n  --shard <I>"),
         (&["scrape-config", "--shards", "3", "--shard", "3"], "--shard 3 is not below --shards 3"),
+        (&["scrape-config", "--shards", "two", "--shard", "0"], "invalid value 'two' for '--shards <N>'"),
         (&["scrape-config", "--external-label", "cluster"], "write NAME=VALUE"),
-        (&["rules", "--output"], "--output needs a value"),
+        (&["scrape-config", "--kubernetes", "--no-kubernetes"], "cannot be used with '--no-kubernetes'"),
+        (&["rules", "--output"], "a value is required for '--output <FILE>'"),
         (&["rules", "--latency", "0.3"], "is not a bucket bound of the request-duration histogram (0.005, 0.01"),
         (&["query", "fastest-agents"], "no query named \"fastest-agents\" in the library; the queries are: top-agents"),
+        (&["query", "--error-ratio", "high"], "invalid value 'high' for '--error-ratio <RATIO>'"),
         (&["rules", "--prometheus-memory-limit", "-1"], "Prometheus memory limit must be"),
-        (&["rules", "--latency", "0.3", "--buckets", "0.1,fast"], "--buckets \"fast\": give a number"),
+        (&["rules", "--latency", "0.3", "--buckets", "0.1,fast"], "invalid value 'fast' for '--buckets"),
+        (&["prometheus-rule", "--namespace"], "a value is required for '--namespace <NS>'"),
+        (&["service-monitor", "--shards", "2"], "unexpected argument '--shards' found"),
+        (&["pod-monitor", "extra"], "unexpected argument 'extra' found"),
+        (&["dashboard", "--namespace", "x"], "unexpected argument '--namespace' found"),
         (&["helm-values", "--thanos", "Thanos:objstore"], "\"Thanos:objstore\" is not a Secret reference"),
         (&["helm-values", "--slack-webhook-secret", "https://hooks.slack.com/x"], "write NAME or NAME:KEY"),
         (&["helm-values", "--grafana-admin-secret", "admin password"], "is not a Secret reference"),
-        (&["helm-values", "--retention"], "--retention needs a value"),
-        (&["helm-values", "--target", "x"], "helm-values does not take \"--target\""),
+        (&["helm-values", "--grafana-admin-secret", "grafana:password"], "give the Secret's name only"),
+        (&["helm-values", "--retention"], "a value is required for '--retention <DURATION>'"),
+        (&["helm-values", "--target", "x"], "unexpected argument '--target' found"),
+        (&["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'"),
     ] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: nothing on standard output");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn shell_completions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = stdout(&run(&["completions", shell]));
+        for word in ["mesh-metrics", "helm-values", "scrape-config", "federate", "thanos"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+    }
+}
+
+#[test]
+fn output_applies_to_every_command() {
+    let dir = std::env::temp_dir().join(format!("mesh-metrics-cli-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for command in [
+        "rules",
+        "prometheus-rule",
+        "service-monitor",
+        "pod-monitor",
+        "scrape-config",
+        "helm-values",
+        "dashboard",
+        "query",
+    ] {
+        let path = dir.join(command);
+        let printed = stdout(&run(&[command]));
+        let output = run(&[command, "--output", path.to_str().expect("utf-8 path")]);
+        assert!(stdout(&output).is_empty(), "{command}");
+        assert_eq!(std::fs::read_to_string(&path).expect("written"), printed, "{command}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,286 +1,289 @@
 //! `mesh-metrics`: prints the recording rules, alerts, Kubernetes objects,
-//! scrape configuration and Grafana dashboard for an MCP Mesh, generated from
-//! the same names the instrumentation records. `mesh-metrics --help`.
+//! scrape configuration, Helm values and Grafana dashboard for an MCP Mesh,
+//! generated from the same names the instrumentation records.
+//! `mesh-metrics --help`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mesh_metrics::rules::{self, HelmValuesOptions, RulesError, ScrapeOptions, SecretKey, SloConfig};
 
-const USAGE: &str = "\
-mesh-metrics: Prometheus rules, alerts, manifests and a Grafana dashboard for MCP Mesh,
-generated from the metric names mesh-metrics records
-
-USAGE:
-    mesh-metrics <COMMAND> [OPTIONS]
-
-COMMANDS:
-    rules             a Prometheus rule file: recording rules, alerts, SLO burn-rate alerts
-    prometheus-rule   the same, as a monitoring.coreos.com/v1 PrometheusRule
-    service-monitor   ServiceMonitors for the registry and the agents
-    pod-monitor       a PodMonitor for the agents
-    scrape-config     a prometheus.yml
-    helm-values       values for the kube-prometheus-stack chart, secrets by reference
-    dashboard         a Grafana dashboard (JSON)
-    query [NAME]      the PromQL query library: the list, or one query
-    help [COMMAND]    this help, or a command's options
-
-OPTIONS:
-    -o, --output FILE   write to FILE instead of standard output
-    -h, --help          print help
-
-Run `mesh-metrics help <COMMAND>` for a command's options.
-";
-
-const SLO_OPTIONS: &str = "\
-    --availability RATIO       availability objective [default: 0.999]
-    --latency SECONDS          latency objective; a histogram bucket bound [default: 0.5]
-    --latency-objective RATIO  share of requests faster than --latency [default: 0.99]
-    --buckets B1,B2,...        the request-duration histogram's bucket bounds; --latency must be
-                               one of them [default: the guide's 0.005 .. 5]
-    --error-ratio RATIO        error ratio that fires MCPMeshHighErrorRate [default: 0.05]
-    --registry-job NAME        the registry's scrape job [default: mcp-mesh-registry]
-    --prometheus-job NAME      the job Prometheus scrapes itself under [default: prometheus]
-    --prometheus-memory-limit BYTES   Prometheus' memory limit [default: 4 GiB]
-    --prometheus-series-limit N       the head series Prometheus is sized for [default: 2000000]
-";
-
-fn command_help(command: &str) -> Option<String> {
-    let output = "    -o, --output FILE          write to FILE instead of standard output\n";
-    Some(match command {
-        "rules" => {
-            format!("mesh-metrics rules [OPTIONS]\n\nA Prometheus rule file.\n\nOPTIONS:\n{SLO_OPTIONS}{output}")
-        }
-        "prometheus-rule" => format!(
-            "mesh-metrics prometheus-rule [OPTIONS]\n\nThe rule file as a PrometheusRule.\n\nOPTIONS:\n{SLO_OPTIONS}    \
-             --namespace NS             the object's namespace [default: monitoring]\n{output}"
-        ),
-        "service-monitor" | "pod-monitor" => format!(
-            "mesh-metrics {command} [OPTIONS]\n\nDiscovery objects for the Prometheus Operator.\n\nOPTIONS:\n    \
-             --namespace NS             the objects' namespace [default: mcp-mesh]\n{output}"
-        ),
-        "scrape-config" => format!(
-            "mesh-metrics scrape-config [OPTIONS]\n\nA prometheus.yml.\n\nOPTIONS:\n    \
-             --target HOST:PORT         a static target (repeatable) [default: 127.0.0.1:9464]\n    \
-             --federate HOST:PORT       a Prometheus to federate mcp_mesh:* and up from (repeatable);\n    \
-                                        a federating server scrapes nothing else unless given\n    \
-                                        --target or --kubernetes\n    \
-             --remote-write URL         send the mcp_mesh:* recording rules to long-term storage\n    \
-             --rule-file PATH           a rule file to load (repeatable)\n    \
-             --alertmanager HOST:PORT   where to send alerts (repeatable)\n    \
-             --external-label K=V       an external label (repeatable)\n    \
-             --shards N --shard I       keep shard I (0-based) of N of the targets (hashmod)\n    \
-             --kubernetes               with --federate, keep the Kubernetes discovery jobs too\n    \
-             --no-kubernetes            leave out the Kubernetes discovery jobs (for a Prometheus built\n    \
-                                        without them, such as Debian's)\n{output}"
-        ),
-        "helm-values" => format!(
-            "mesh-metrics helm-values [OPTIONS]\n\nValues for the kube-prometheus-stack Helm chart. No secret is \
-             written into them: each is a reference to a Secret you create.\n\nOPTIONS:\n    \
-             --retention DURATION       how long Prometheus keeps data [default: 30d]\n    \
-             --retention-size SIZE      the most disk the TSDB may use [default: 50GB]\n    \
-             --interval DURATION        scrape and evaluation interval [default: 30s]\n    \
-             --cpu-request CPU          [default: 1]\n    \
-             --cpu-limit CPU            [default: 2]\n    \
-             --memory-request BYTES     [default: 2Gi]\n    \
-             --memory-limit BYTES       [default: 4Gi]\n    \
-             --storage-class NAME       the volume claim's storage class [default: the cluster's]\n    \
-             --storage-size SIZE        the volume claim's size [default: 100Gi]\n    \
-             --grafana-admin-secret NAME  the Secret with keys admin-user and admin-password\n    \
-                                        [default: grafana-admin]\n    \
-             --grafana-storage-size SIZE  [default: 10Gi]\n    \
-             --slack-webhook-secret NAME[:KEY]  the Secret holding the Slack webhook URL [default key: url];\n    \
-                                        without it alerts reach a receiver with no integration\n    \
-             --slack-channel CHANNEL    [default: #alerts]\n    \
-             --thanos NAME[:KEY]        run the Thanos sidecar, its object-storage configuration in this\n    \
-                                        Secret [default key: objstore.yml]\n{output}"
-        ),
-        "dashboard" => format!("mesh-metrics dashboard [OPTIONS]\n\nA Grafana dashboard.\n\nOPTIONS:\n{output}"),
-        "query" => format!(
-            "mesh-metrics query [NAME] [OPTIONS]\n\nThe PromQL query library: without NAME, each query's name and what it \
-             answers; with NAME, its PromQL.\n\nOPTIONS:\n    \
-             --error-ratio RATIO        the threshold of agents-over-error-ratio [default: 0.05]\n{output}"
-        ),
-        _ => return None,
-    })
+/// Prometheus rules, alerts, manifests and a Grafana dashboard for MCP Mesh,
+/// generated from the metric names mesh-metrics records.
+#[derive(Debug, Parser)]
+#[command(name = "mesh-metrics", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    output: Option<PathBuf>,
 }
 
-/// What the command line asked for.
-struct Request {
-    command: String,
-    output: Option<std::path::PathBuf>,
-    slo: SloConfig,
-    namespace: Option<String>,
-    scrape: ScrapeOptions,
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A Prometheus rule file: recording rules, alerts, SLO burn-rate alerts.
+    Rules(Slo),
+    /// The rule file as a monitoring.coreos.com/v1 PrometheusRule.
+    PrometheusRule {
+        #[command(flatten)]
+        slo: Slo,
+        /// The object's namespace.
+        #[arg(long, value_name = "NS", default_value = "monitoring")]
+        namespace: String,
+    },
+    /// ServiceMonitors for the registry and the agents.
+    ServiceMonitor(Namespace),
+    /// A PodMonitor for agents without a Service.
+    PodMonitor(Namespace),
+    /// A prometheus.yml: static targets, Kubernetes discovery, federation,
+    /// remote write, sharding.
+    ScrapeConfig(Scrape),
+    /// Values for the kube-prometheus-stack Helm chart. No secret is written
+    /// into them: each is a reference to a Secret you create.
+    HelmValues(Box<Helm>),
+    /// A Grafana dashboard (JSON) over the recording rules.
+    Dashboard,
+    /// The PromQL query library: without NAME, each query's name and what it
+    /// answers; with NAME, its PromQL.
+    Query {
+        /// A query of the library.
+        name: Option<String>,
+        /// The threshold of agents-over-error-ratio.
+        #[arg(long, value_name = "RATIO", default_value_t = SloConfig::default().error_ratio_alert, value_parser = number, allow_negative_numbers = true)]
+        error_ratio: f64,
+    },
+    /// A completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The objectives and names the rules are generated for.
+#[derive(Debug, Args)]
+struct Slo {
+    /// Availability objective.
+    #[arg(long, value_name = "RATIO", default_value_t = SloConfig::default().availability, value_parser = number, allow_negative_numbers = true)]
+    availability: f64,
+    /// Latency objective in seconds; a bucket bound of the request-duration histogram.
+    #[arg(long, value_name = "SECONDS", default_value_t = SloConfig::default().latency_seconds, value_parser = number, allow_negative_numbers = true)]
+    latency: f64,
+    /// Share of requests faster than --latency.
+    #[arg(long, value_name = "RATIO", default_value_t = SloConfig::default().latency_objective, value_parser = number, allow_negative_numbers = true)]
+    latency_objective: f64,
+    /// The request-duration histogram's bucket bounds (the exporter's; the
+    /// guide's by default); --latency must be one of them.
+    #[arg(long, value_name = "B1,B2,...", value_delimiter = ',', value_parser = number, allow_negative_numbers = true)]
+    buckets: Vec<f64>,
+    /// Error ratio that fires MCPMeshHighErrorRate.
+    #[arg(long, value_name = "RATIO", default_value_t = SloConfig::default().error_ratio_alert, value_parser = number, allow_negative_numbers = true)]
+    error_ratio: f64,
+    /// The registry's scrape job.
+    #[arg(long, value_name = "NAME", default_value_t = SloConfig::default().registry_job)]
+    registry_job: String,
+    /// The job Prometheus scrapes itself under.
+    #[arg(long, value_name = "NAME", default_value_t = SloConfig::default().prometheus_job)]
+    prometheus_job: String,
+    /// Prometheus' memory limit in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = SloConfig::default().prometheus_memory_limit_bytes, value_parser = number, allow_negative_numbers = true)]
+    prometheus_memory_limit: f64,
+    /// The head series Prometheus is sized for.
+    #[arg(long, value_name = "N", default_value_t = SloConfig::default().prometheus_series_limit, value_parser = number, allow_negative_numbers = true)]
+    prometheus_series_limit: f64,
+}
+
+impl Slo {
+    fn config(&self) -> Result<SloConfig, RulesError> {
+        let defaults = SloConfig::default();
+        let config = SloConfig {
+            availability: self.availability,
+            latency_seconds: self.latency,
+            latency_objective: self.latency_objective,
+            error_ratio_alert: self.error_ratio,
+            registry_job: self.registry_job.clone(),
+            buckets: if self.buckets.is_empty() { defaults.buckets.clone() } else { self.buckets.clone() },
+            prometheus_job: self.prometheus_job.clone(),
+            prometheus_memory_limit_bytes: self.prometheus_memory_limit,
+            prometheus_series_limit: self.prometheus_series_limit,
+            ..defaults
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+struct Namespace {
+    /// The objects' namespace.
+    #[arg(long, value_name = "NS", default_value = "mcp-mesh")]
+    namespace: String,
+}
+
+#[derive(Debug, Args)]
+struct Scrape {
+    /// A static target (repeatable) [default without --federate: 127.0.0.1:9464].
+    #[arg(long, value_name = "HOST:PORT")]
+    target: Vec<String>,
+    /// A Prometheus to federate mcp_mesh:* and up from (repeatable); a
+    /// federating server scrapes nothing else unless given --target or --kubernetes.
+    #[arg(long, value_name = "HOST:PORT")]
+    federate: Vec<String>,
+    /// Send the mcp_mesh:* recording rules to long-term storage.
+    #[arg(long, value_name = "URL")]
+    remote_write: Option<String>,
+    /// A rule file to load (repeatable).
+    #[arg(long, value_name = "PATH")]
+    rule_file: Vec<String>,
+    /// Where to send alerts (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    alertmanager: Vec<String>,
+    /// An external label (repeatable).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = external_label)]
+    external_label: Vec<(String, String)>,
+    /// How many shards the targets are split into (hashmod of the address).
+    #[arg(long, value_name = "N", requires = "shard")]
     shards: Option<u32>,
+    /// The shard (0-based) this server keeps.
+    #[arg(long, value_name = "I", requires = "shards")]
     shard: Option<u32>,
-    query: Option<String>,
-    kubernetes_asked: bool,
-    helm: HelmValuesOptions,
+    /// With --federate, keep the Kubernetes discovery jobs too.
+    #[arg(long, conflicts_with = "no_kubernetes")]
+    kubernetes: bool,
+    /// Leave out the Kubernetes discovery jobs (for a Prometheus built
+    /// without them, such as Debian's).
+    #[arg(long)]
+    no_kubernetes: bool,
 }
 
-enum Parsed {
-    Run(Box<Request>),
-    Help(String),
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let Some(command) = args.next() else { return Ok(Parsed::Help(USAGE.to_owned())) };
-    match command.as_str() {
-        "-h" | "--help" => return Ok(Parsed::Help(USAGE.to_owned())),
-        "help" => {
-            return Ok(Parsed::Help(match args.next() {
-                Some(topic) => command_help(&topic).ok_or_else(|| format!("no command {topic:?}\n\n{USAGE}"))?,
-                None => USAGE.to_owned(),
-            }));
-        }
-        _ if command_help(&command).is_none() => return Err(format!("unknown command {command:?}\n\n{USAGE}")),
-        _ => {}
-    }
-    let mut request = Request {
-        command: command.clone(),
-        output: None,
-        slo: SloConfig::default(),
-        namespace: None,
-        scrape: ScrapeOptions { static_targets: Vec::new(), ..ScrapeOptions::default() },
-        shards: None,
-        shard: None,
-        query: None,
-        kubernetes_asked: false,
-        helm: HelmValuesOptions::default(),
-    };
-    let slo_command = matches!(command.as_str(), "rules" | "prometheus-rule");
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        let number =
-            |name: &str, text: String| text.parse::<f64>().map_err(|_| format!("{name} {text:?}: give a number"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help(command_help(&command).unwrap_or_default())),
-            "-o" | "--output" => request.output = Some(value("--output")?.into()),
-            "--availability" if slo_command => request.slo.availability = number(&arg, value(&arg)?)?,
-            "--latency" if slo_command => request.slo.latency_seconds = number(&arg, value(&arg)?)?,
-            "--latency-objective" if slo_command => request.slo.latency_objective = number(&arg, value(&arg)?)?,
-            "--error-ratio" if slo_command || command == "query" => {
-                request.slo.error_ratio_alert = number(&arg, value(&arg)?)?;
-            }
-            "--prometheus-job" if slo_command => request.slo.prometheus_job = value(&arg)?,
-            "--prometheus-memory-limit" if slo_command => {
-                request.slo.prometheus_memory_limit_bytes = number(&arg, value(&arg)?)?;
-            }
-            "--prometheus-series-limit" if slo_command => {
-                request.slo.prometheus_series_limit = number(&arg, value(&arg)?)?;
-            }
-            name if command == "query" && request.query.is_none() && !name.starts_with('-') => {
-                request.query = Some(name.to_owned());
-            }
-            "--buckets" if slo_command => {
-                let text = value(&arg)?;
-                request.slo.buckets =
-                    text.split(',').map(|bound| number(&arg, bound.trim().to_owned())).collect::<Result<_, _>>()?;
-            }
-            "--registry-job" if slo_command => request.slo.registry_job = value(&arg)?,
-            "--namespace" if matches!(command.as_str(), "prometheus-rule" | "service-monitor" | "pod-monitor") => {
-                request.namespace = Some(value(&arg)?);
-            }
-            "--target" if command == "scrape-config" => request.scrape.static_targets.push(value(&arg)?),
-            "--federate" if command == "scrape-config" => request.scrape.federate.push(value(&arg)?),
-            "--no-kubernetes" if command == "scrape-config" => request.scrape.kubernetes = false,
-            "--kubernetes" if command == "scrape-config" => request.kubernetes_asked = true,
-            "--remote-write" if command == "scrape-config" => request.scrape.remote_write = Some(value(&arg)?),
-            "--rule-file" if command == "scrape-config" => request.scrape.rule_files.push(value(&arg)?),
-            "--alertmanager" if command == "scrape-config" => request.scrape.alertmanagers.push(value(&arg)?),
-            "--external-label" if command == "scrape-config" => {
-                let text = value(&arg)?;
-                let (k, v) = text.split_once('=').ok_or(format!("--external-label {text:?}: write NAME=VALUE"))?;
-                request.scrape.external_labels.insert(k.to_owned(), v.to_owned());
-            }
-            "--shards" | "--shard" if command == "scrape-config" => {
-                let text = value(&arg)?;
-                let n = text.parse::<u32>().map_err(|_| format!("{arg} {text:?}: give a whole number"))?;
-                if arg == "--shards" { request.shards = Some(n) } else { request.shard = Some(n) }
-            }
-            _ if command == "helm-values" && helm_option(&mut request.helm, &arg, &mut value)? => {}
-            other => {
-                return Err(format!(
-                    "{command} does not take {other:?}\n\n{}",
-                    command_help(&command).unwrap_or_default()
-                ));
-            }
+impl Scrape {
+    fn options(&self) -> ScrapeOptions {
+        let federating = !self.federate.is_empty();
+        let static_targets = if self.target.is_empty() && !federating {
+            ScrapeOptions::default().static_targets
+        } else {
+            self.target.clone()
+        };
+        ScrapeOptions {
+            static_targets,
+            federate: self.federate.clone(),
+            remote_write: self.remote_write.clone(),
+            rule_files: self.rule_file.clone(),
+            alertmanagers: self.alertmanager.clone(),
+            shard: self.shards.zip(self.shard),
+            external_labels: self.external_label.iter().cloned().collect(),
+            // A server that federates scrapes nothing but what it federates
+            // unless asked for discovery.
+            kubernetes: if federating { self.kubernetes } else { !self.no_kubernetes },
         }
     }
-    // A server that federates scrapes nothing but what it federates: no local
-    // target, no discovery, unless asked for.
-    if !request.scrape.federate.is_empty() {
-        request.scrape.kubernetes = request.scrape.kubernetes && request.kubernetes_asked;
-    } else if request.scrape.static_targets.is_empty() {
-        request.scrape.static_targets = ScrapeOptions::default().static_targets;
+}
+
+#[derive(Debug, Args)]
+struct Helm {
+    /// How long Prometheus keeps data.
+    #[arg(long, value_name = "DURATION", default_value_t = HelmValuesOptions::default().retention)]
+    retention: String,
+    /// The most disk the TSDB may use.
+    #[arg(long, value_name = "SIZE", default_value_t = HelmValuesOptions::default().retention_size)]
+    retention_size: String,
+    /// Scrape and evaluation interval.
+    #[arg(long, value_name = "DURATION", default_value_t = HelmValuesOptions::default().interval)]
+    interval: String,
+    /// Prometheus' CPU request.
+    #[arg(long, value_name = "CPU", default_value_t = HelmValuesOptions::default().cpu_request)]
+    cpu_request: String,
+    /// Prometheus' CPU limit.
+    #[arg(long, value_name = "CPU", default_value_t = HelmValuesOptions::default().cpu_limit)]
+    cpu_limit: String,
+    /// Prometheus' memory request.
+    #[arg(long, value_name = "BYTES", default_value_t = HelmValuesOptions::default().memory_request)]
+    memory_request: String,
+    /// Prometheus' memory limit.
+    #[arg(long, value_name = "BYTES", default_value_t = HelmValuesOptions::default().memory_limit)]
+    memory_limit: String,
+    /// The volume claim's storage class [default: the cluster's].
+    #[arg(long, value_name = "NAME")]
+    storage_class: Option<String>,
+    /// The volume claim's size.
+    #[arg(long, value_name = "SIZE", default_value_t = HelmValuesOptions::default().storage_size)]
+    storage_size: String,
+    /// The Secret with Grafana's admin-user and admin-password keys.
+    #[arg(long, value_name = "NAME", default_value_t = HelmValuesOptions::default().grafana_admin_secret, value_parser = secret_name)]
+    grafana_admin_secret: String,
+    /// The size of Grafana's volume.
+    #[arg(long, value_name = "SIZE", default_value_t = HelmValuesOptions::default().grafana_storage_size)]
+    grafana_storage_size: String,
+    /// The Secret holding the Slack webhook URL [default key: url]; without
+    /// it alerts reach a receiver with no integration.
+    #[arg(long, value_name = "NAME[:KEY]", value_parser = |text: &str| secret(text, "url"))]
+    slack_webhook_secret: Option<SecretKey>,
+    /// The Slack channel alerts are posted to.
+    #[arg(long, value_name = "CHANNEL", default_value_t = HelmValuesOptions::default().slack_channel)]
+    slack_channel: String,
+    /// Run the Thanos sidecar, its object-storage configuration in this
+    /// Secret [default key: objstore.yml].
+    #[arg(long, value_name = "NAME[:KEY]", value_parser = |text: &str| secret(text, "objstore.yml"))]
+    thanos: Option<SecretKey>,
+}
+
+impl Helm {
+    fn options(&self) -> HelmValuesOptions {
+        HelmValuesOptions {
+            retention: self.retention.clone(),
+            retention_size: self.retention_size.clone(),
+            interval: self.interval.clone(),
+            cpu_request: self.cpu_request.clone(),
+            cpu_limit: self.cpu_limit.clone(),
+            memory_request: self.memory_request.clone(),
+            memory_limit: self.memory_limit.clone(),
+            storage_class: self.storage_class.clone(),
+            storage_size: self.storage_size.clone(),
+            grafana_admin_secret: self.grafana_admin_secret.clone(),
+            grafana_storage_size: self.grafana_storage_size.clone(),
+            slack_webhook_secret: self.slack_webhook_secret.clone(),
+            slack_channel: self.slack_channel.clone(),
+            thanos_object_storage: self.thanos.clone(),
+        }
     }
-    request.scrape.shard = match (request.shards, request.shard) {
-        (Some(shards), Some(shard)) => Some((shards, shard)),
-        (None, None) => None,
-        _ => return Err("--shards and --shard go together: --shards 3 --shard 0".to_owned()),
-    };
-    Ok(Parsed::Run(Box::new(request)))
 }
 
-/// Applies one `helm-values` option; `false` if `arg` is not one.
-fn helm_option(
-    helm: &mut HelmValuesOptions,
-    arg: &str,
-    value: &mut impl FnMut(&str) -> Result<String, String>,
-) -> Result<bool, String> {
-    let secret = |text: String, default_key: &str| SecretKey::parse(&text, default_key).map_err(|e| e.to_string());
-    let field = match arg {
-        "--retention" => &mut helm.retention,
-        "--retention-size" => &mut helm.retention_size,
-        "--interval" => &mut helm.interval,
-        "--cpu-request" => &mut helm.cpu_request,
-        "--cpu-limit" => &mut helm.cpu_limit,
-        "--memory-request" => &mut helm.memory_request,
-        "--memory-limit" => &mut helm.memory_limit,
-        "--storage-size" => &mut helm.storage_size,
-        "--grafana-admin-secret" => &mut helm.grafana_admin_secret,
-        "--grafana-storage-size" => &mut helm.grafana_storage_size,
-        "--slack-channel" => &mut helm.slack_channel,
-        "--storage-class" => {
-            helm.storage_class = Some(value(arg)?);
-            return Ok(true);
-        }
-        "--slack-webhook-secret" => {
-            helm.slack_webhook_secret = Some(secret(value(arg)?, "url")?);
-            return Ok(true);
-        }
-        "--thanos" => {
-            helm.thanos_object_storage = Some(secret(value(arg)?, "objstore.yml")?);
-            return Ok(true);
-        }
-        _ => return Ok(false),
-    };
-    *field = value(arg)?;
-    Ok(true)
+fn number(text: &str) -> Result<f64, String> {
+    text.trim().parse::<f64>().map_err(|_| "give a number".to_owned())
 }
 
-fn generate(request: &Request) -> Result<String, RulesError> {
-    let namespace = |default: &str| request.namespace.clone().unwrap_or_else(|| default.to_owned());
-    match request.command.as_str() {
-        "rules" => {
-            request.slo.validate()?;
-            rules::to_yaml(&rules::rule_file(&request.slo)?)
-        }
-        "prometheus-rule" => {
-            request.slo.validate()?;
-            let slo = SloConfig { namespace: namespace("monitoring"), ..request.slo.clone() };
+fn external_label(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or("write NAME=VALUE")?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+fn secret(text: &str, default_key: &str) -> Result<SecretKey, String> {
+    SecretKey::parse(text, default_key).map_err(|e| e.to_string())
+}
+
+fn secret_name(text: &str) -> Result<String, String> {
+    if text.contains(':') {
+        return Err("give the Secret's name only: its keys are admin-user and admin-password".to_owned());
+    }
+    secret(text, "admin-password").map(|reference| reference.name)
+}
+
+fn generate(command: &Command) -> Result<String, RulesError> {
+    match command {
+        Command::Rules(slo) => rules::to_yaml(&rules::rule_file(&slo.config()?)?),
+        Command::PrometheusRule { slo, namespace } => {
+            let slo = SloConfig { namespace: namespace.clone(), ..slo.config()? };
             rules::to_yaml(&rules::prometheus_rule(&slo)?)
         }
-        "service-monitor" => rules::to_yaml_documents(&rules::service_monitors(&namespace("mcp-mesh"))),
-        "pod-monitor" => rules::to_yaml(&rules::pod_monitor(&namespace("mcp-mesh"))),
-        "scrape-config" => rules::to_yaml(&rules::scrape_config(&request.scrape)?),
-        "helm-values" => {
-            SecretKey::parse(&request.helm.grafana_admin_secret, "admin-password")?;
-            rules::to_yaml(&rules::helm_values(&request.helm))
-        }
-        "query" => {
-            let library = rules::queries(&request.slo);
-            match &request.query {
+        Command::ServiceMonitor(ns) => rules::to_yaml_documents(&rules::service_monitors(&ns.namespace)),
+        Command::PodMonitor(ns) => rules::to_yaml(&rules::pod_monitor(&ns.namespace)),
+        Command::ScrapeConfig(scrape) => rules::to_yaml(&rules::scrape_config(&scrape.options())?),
+        Command::HelmValues(helm) => rules::to_yaml(&rules::helm_values(&helm.options())),
+        Command::Dashboard => rules::to_json(&rules::dashboard()),
+        Command::Query { name, error_ratio } => {
+            let library = rules::queries(&SloConfig { error_ratio_alert: *error_ratio, ..SloConfig::default() });
+            match name {
                 None => Ok(library.iter().map(|query| format!("{:<26}{}\n", query.name, query.description)).collect()),
                 Some(name) => match library.iter().find(|query| query.name == name) {
                     Some(query) => Ok(format!("{}\n", query.expr)),
@@ -291,30 +294,24 @@ fn generate(request: &Request) -> Result<String, RulesError> {
                 },
             }
         }
-        _ => rules::to_json(&rules::dashboard()),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "mesh-metrics", &mut script);
+            Ok(String::from_utf8_lossy(&script).into_owned())
+        }
     }
 }
 
 fn main() -> ExitCode {
-    let request = match parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(request)) => request,
-        Ok(Parsed::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("mesh-metrics: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let text = match generate(&request) {
+    let cli = Cli::parse();
+    let text = match generate(&cli.command) {
         Ok(text) => text,
         Err(error) => {
             eprintln!("mesh-metrics: {error}");
             return ExitCode::from(2);
         }
     };
-    let written = match &request.output {
+    let written = match &cli.output {
         Some(path) => std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display())),
         None => {
             use std::io::Write as _;
@@ -327,5 +324,15 @@ fn main() -> ExitCode {
             eprintln!("mesh-metrics: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

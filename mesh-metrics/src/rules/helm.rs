@@ -61,17 +61,34 @@ impl SecretKey {
     /// Parses `NAME` or `NAME:KEY`; `default_key` when the key is left out.
     pub fn parse(text: &str, default_key: &str) -> Result<Self, RulesError> {
         let (name, key) = text.split_once(':').unwrap_or((text, default_key));
-        let valid = |part: &str| {
-            !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        };
-        let valid_key =
-            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid(name) || !valid_key {
+        if !is_dns_subdomain(name) || !is_secret_key(key) {
             return Err(RulesError::SecretReference { given: text.to_owned() });
         }
         Ok(Self { name: name.to_owned(), key: key.to_owned() })
     }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): at most 253 characters,
+/// dot-separated labels of lowercase letters, digits and '-' that start and
+/// end with a letter or digit.
+fn is_dns_subdomain(name: &str) -> bool {
+    let label = |part: &str| {
+        let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        part.starts_with(alphanumeric)
+            && part.ends_with(alphanumeric)
+            && part.chars().all(|c| alphanumeric(c) || c == '-')
+    };
+    name.len() <= 253 && name.split('.').all(label)
+}
+
+/// A Secret data key: at most 253 of letters, digits, '-', '_' and '.', not
+/// `.` and not starting with `..`.
+fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && !key.starts_with("..")
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl Default for HelmValuesOptions {
@@ -153,6 +170,9 @@ pub fn helm_values(options: &HelmValuesOptions) -> Value {
     }
     prometheus.insert("prometheusSpec".to_owned(), Value::Object(prometheus_spec));
 
+    // Helm merges maps but replaces lists: the chart's default route keeps
+    // its `routes` (Watchdog to the receiver "null"), so "null" must stay
+    // among the receivers we replace the chart's with.
     let mut receiver = Map::new();
     receiver.insert("name".to_owned(), json!("default"));
     let mut alertmanager_spec = Map::new();
@@ -189,8 +209,9 @@ pub fn helm_values(options: &HelmValuesOptions) -> Value {
                     "group_interval": "10s",
                     "repeat_interval": "12h",
                     "receiver": "default",
+                    "routes": [{ "receiver": "null", "matchers": ["alertname = \"Watchdog\""] }],
                 },
-                "receivers": [receiver],
+                "receivers": [{ "name": "null" }, receiver],
             },
         },
     })

@@ -13,7 +13,10 @@ use super::RulesError;
 pub struct ScrapeOptions {
     /// Targets of the static job, e.g. `127.0.0.1:9464`.
     pub static_targets: Vec<String>,
-    /// Prometheus servers to federate `mcp_mesh:*` and `up` from.
+    /// Prometheus servers to federate `mcp_mesh:*` and `up` from. A global
+    /// server should scrape nothing else: leave `static_targets` empty and
+    /// `kubernetes` off (the `mesh-metrics scrape-config --federate` command
+    /// does).
     pub federate: Vec<String>,
     /// A remote-write URL for long-term storage (Thanos, Mimir, ...): only
     /// the `mcp_mesh:*` recording rules are sent.
