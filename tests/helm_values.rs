@@ -27,7 +27,7 @@ fn yaml(text: &str) -> Value {
 
 /// The values as the chart sees them: the generated YAML, parsed back.
 fn generated(options: &HelmValuesOptions) -> Value {
-    yaml(&rules::to_yaml(&rules::helm_values(options)).expect("yaml"))
+    yaml(&rules::to_yaml(&rules::helm_values(options).expect("valid")).expect("yaml"))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -229,7 +229,7 @@ fn the_validator_refuses_what_the_chart_or_the_operator_would() {
 
 #[test]
 fn no_secret_is_written_into_the_values() {
-    let text = rules::to_yaml(&rules::helm_values(&every_option_set())).expect("yaml");
+    let text = rules::to_yaml(&rules::helm_values(&every_option_set()).expect("valid")).expect("yaml");
     let values = yaml(&text);
     assert!(values["grafana"].get("adminPassword").is_none(), "{text}");
     assert_eq!(values["grafana"]["admin"]["existingSecret"], "grafana-credentials");
@@ -308,4 +308,43 @@ fn secret_references_are_checked() {
         assert!(matches!(error, RulesError::SecretReference { .. }), "{bad}");
         assert!(error.to_string().contains("write NAME or NAME:KEY"), "{error}");
     }
+}
+
+#[test]
+fn values_the_operator_would_refuse_are_refused_here() {
+    let crds: Value = serde_json::from_str(&fixture("crd-schemas.json")).expect("crd-schemas.json");
+    let pattern = |field: &str| {
+        let schema = &crds["prometheus"][field];
+        regex::Regex::new(schema["pattern"].as_str().expect("pattern")).expect("regex")
+    };
+    let quantity = {
+        let schema = &crds["prometheus"]["resources"]["properties"]["limits"]["additionalProperties"];
+        regex::Regex::new(schema["pattern"].as_str().expect("pattern")).expect("regex")
+    };
+    let with = |edit: &dyn Fn(&mut HelmValuesOptions)| {
+        let mut options = HelmValuesOptions::default();
+        edit(&mut options);
+        rules::helm_values(&options)
+    };
+    // Our verdict agrees with the CRD's own pattern, for each kind of value.
+    for retention in ["30d", "1h30m", "0", "5ms", "1y2w3d4h5m6s7ms", "30 days", "1d1d", "30", "m", "1h1y", "-1d"] {
+        let ours = with(&|o| o.retention = retention.to_owned()).is_ok();
+        assert_eq!(ours, pattern("retention").is_match(retention), "retention {retention:?}");
+    }
+    for size in ["50GB", "512MiB", "1.5TB", ".5GB", "0", "100B", "50G", "5.GB", "50 GB", "50gb", "5iB"] {
+        let ours = with(&|o| o.retention_size = size.to_owned()).is_ok();
+        // The CRD's pattern is anchored only at its end; ours is whole.
+        let theirs = regex::Regex::new(&format!("^(?:{})", pattern("retentionSize").as_str())).expect("regex");
+        assert_eq!(ours, theirs.is_match(size), "retention size {size:?}");
+    }
+    for amount in ["500m", "2", "4Gi", "1e3", "0.5", ".5", "+1", "1.5Gi", "4GB", "two", "1..5", ".", "4 Gi", "-1"] {
+        let ours = with(&|o| o.memory_limit = amount.to_owned()).is_ok();
+        // Negative quantities match the pattern; Kubernetes refuses them for resources.
+        assert_eq!(ours, quantity.is_match(amount) && !amount.starts_with('-'), "quantity {amount:?}");
+    }
+    let error = with(&|o| o.retention = "30 days".to_owned()).expect_err("refused");
+    assert!(matches!(error, RulesError::HelmValue { field: "retention", .. }), "{error}");
+    assert!(error.to_string().contains("write a Prometheus duration such as 30d"), "{error}");
+    assert!(with(&|o| o.storage_class = Some("Fast_SSD".to_owned())).is_err());
+    assert!(with(&|o| o.grafana_admin_secret = "grafana:pw".to_owned()).is_err());
 }

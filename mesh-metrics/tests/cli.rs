@@ -65,7 +65,7 @@ fn helm_values_from_flags() {
     use rules::{HelmValuesOptions, SecretKey};
     assert_eq!(
         stdout(&run(&["helm-values"])),
-        rules::to_yaml(&rules::helm_values(&HelmValuesOptions::default())).expect("yaml")
+        rules::to_yaml(&rules::helm_values(&HelmValuesOptions::default()).expect("valid")).expect("yaml")
     );
     let args = [
         "helm-values",
@@ -114,7 +114,7 @@ fn helm_values_from_flags() {
         slack_channel: "#mesh".to_owned(),
         thanos_object_storage: Some(SecretKey { name: "objstore".to_owned(), key: "thanos.yaml".to_owned() }),
     };
-    assert_eq!(stdout(&run(&args)), rules::to_yaml(&rules::helm_values(&expected)).expect("yaml"));
+    assert_eq!(stdout(&run(&args)), rules::to_yaml(&rules::helm_values(&expected).expect("valid")).expect("yaml"));
     assert!(stdout(&run(&["help", "helm-values"])).contains("--thanos <NAME[:KEY]>"));
 }
 
@@ -163,6 +163,7 @@ fn help_and_mistakes() {
         (&["scrape-config", "--shards", "3", "--shard", "3"], "--shard 3 is not below --shards 3"),
         (&["scrape-config", "--shards", "two", "--shard", "0"], "invalid value 'two' for '--shards <N>'"),
         (&["scrape-config", "--external-label", "cluster"], "write NAME=VALUE"),
+        (&["scrape-config", "--federate", "a:9090", "--shards", "2", "--shard", "0"], "give --target or --kubernetes"),
         (&["scrape-config", "--kubernetes", "--no-kubernetes"], "cannot be used with '--no-kubernetes'"),
         (&["rules", "--output"], "a value is required for '--output <FILE>'"),
         (&["rules", "--latency", "0.3"], "is not a bucket bound of the request-duration histogram (0.005, 0.01"),
@@ -178,6 +179,8 @@ fn help_and_mistakes() {
         (&["helm-values", "--slack-webhook-secret", "https://hooks.slack.com/x"], "write NAME or NAME:KEY"),
         (&["helm-values", "--grafana-admin-secret", "admin password"], "is not a Secret reference"),
         (&["helm-values", "--grafana-admin-secret", "grafana:password"], "give the Secret's name only"),
+        (&["helm-values", "--retention", "30 days"], "retention \"30 days\" is not valid: write a Prometheus duration"),
+        (&["helm-values", "--memory-limit", "4 GB"], "memory-limit \"4 GB\" is not valid: write a Kubernetes quantity"),
         (&["helm-values", "--retention"], "a value is required for '--retention <DURATION>'"),
         (&["helm-values", "--target", "x"], "unexpected argument '--target' found"),
         (&["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'"),

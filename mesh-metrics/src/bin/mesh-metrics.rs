@@ -279,7 +279,7 @@ fn generate(command: &Command) -> Result<String, RulesError> {
         Command::ServiceMonitor(ns) => rules::to_yaml_documents(&rules::service_monitors(&ns.namespace)),
         Command::PodMonitor(ns) => rules::to_yaml(&rules::pod_monitor(&ns.namespace)),
         Command::ScrapeConfig(scrape) => rules::to_yaml(&rules::scrape_config(&scrape.options())?),
-        Command::HelmValues(helm) => rules::to_yaml(&rules::helm_values(&helm.options())),
+        Command::HelmValues(helm) => rules::to_yaml(&rules::helm_values(&helm.options())?),
         Command::Dashboard => rules::to_json(&rules::dashboard()),
         Command::Query { name, error_ratio } => {
             let library = rules::queries(&SloConfig { error_ratio_alert: *error_ratio, ..SloConfig::default() });

@@ -119,16 +119,132 @@ fn mounted_secret(secret: &SecretKey) -> String {
     format!("/etc/alertmanager/secrets/{}/{}", secret.name, secret.key)
 }
 
-/// Builds the `kube-prometheus-stack` values that `options` describe.
+impl HelmValuesOptions {
+    /// Refuses a value that the Prometheus Operator or Kubernetes would
+    /// refuse once the chart is installed.
+    pub fn validate(&self) -> Result<(), RulesError> {
+        let refuse = |field: &'static str, given: &str, expected: &'static str| {
+            Err(RulesError::HelmValue { field, given: given.to_owned(), expected })
+        };
+        let duration = "a Prometheus duration such as 30d, 12h or 1h30m (units y, w, d, h, m, s, ms, largest first)";
+        for (field, value) in [("retention", &self.retention), ("interval", &self.interval)] {
+            if !is_prometheus_duration(value) {
+                return refuse(field, value, duration);
+            }
+        }
+        if !is_byte_size(&self.retention_size) {
+            return refuse("retention-size", &self.retention_size, "a size such as 50GB or 512MiB");
+        }
+        for (field, value) in [
+            ("cpu-request", &self.cpu_request),
+            ("cpu-limit", &self.cpu_limit),
+            ("memory-request", &self.memory_request),
+            ("memory-limit", &self.memory_limit),
+            ("storage-size", &self.storage_size),
+            ("grafana-storage-size", &self.grafana_storage_size),
+        ] {
+            if !is_quantity(value) {
+                return refuse(field, value, "a Kubernetes quantity such as 500m, 2, 4Gi or 100Gi");
+            }
+        }
+        if let Some(class) = &self.storage_class {
+            if !is_dns_subdomain(class) {
+                return refuse("storage-class", class, "a StorageClass name (lowercase letters, digits, '-', '.')");
+            }
+        }
+        if !is_dns_subdomain(&self.grafana_admin_secret) {
+            return refuse("grafana-admin-secret", &self.grafana_admin_secret, "a Secret name");
+        }
+        Ok(())
+    }
+}
+
+/// Prometheus' duration: `0`, or numbers with units `y w d h m s ms`, each
+/// at most once and largest first.
+fn is_prometheus_duration(text: &str) -> bool {
+    const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+    if text == "0" {
+        return true;
+    }
+    let mut rest = text;
+    let mut next = 0;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return false;
+        }
+        rest = rest.get(digits..).unwrap_or_default();
+        let unit = if rest.starts_with("ms") { "ms" } else { rest.get(..1).unwrap_or_default() };
+        match UNITS.iter().position(|u| *u == unit) {
+            Some(index) if index >= next => next = index + 1,
+            _ => return false,
+        }
+        rest = rest.get(unit.len()..).unwrap_or_default();
+    }
+    !text.is_empty()
+}
+
+/// The operator's `retentionSize`: `0`, or a decimal number, an optional
+/// `K M G T E P` (with an optional `i`) and `B`.
+fn is_byte_size(text: &str) -> bool {
+    if text == "0" {
+        return true;
+    }
+    let Some(number) = text.strip_suffix('B') else { return false };
+    let number = number
+        .strip_suffix('i')
+        .map_or(number, |n| if n.ends_with(['K', 'M', 'G', 'T', 'E', 'P']) { n } else { number });
+    let number = number.strip_suffix(['K', 'M', 'G', 'T', 'E', 'P']).unwrap_or(number);
+    is_decimal(number)
+}
+
+/// Digits with at most one `.`, and a digit after it.
+fn is_decimal(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or(("", text));
+    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    !fraction.is_empty() && digits(whole) && digits(fraction)
+}
+
+/// A Kubernetes resource quantity, not negative: a decimal number and a
+/// binary (`Ki`..`Ei`), decimal (`n u m k M G T P E`) or exponent suffix.
+fn is_quantity(text: &str) -> bool {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(end);
+    let number_ok = match number.split_once('.') {
+        Some((whole, fraction)) => {
+            (!whole.is_empty() || !fraction.is_empty())
+                && whole.chars().all(|c| c.is_ascii_digit())
+                && fraction.chars().all(|c| c.is_ascii_digit())
+        }
+        None => !number.is_empty(),
+    };
+    let suffix_ok = match suffix {
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => true,
+        exponent => exponent.strip_prefix(['e', 'E']).is_some_and(|power| {
+            let power = power.strip_prefix(['+', '-']).unwrap_or(power);
+            !power.is_empty() && power.chars().all(|c| c.is_ascii_digit())
+        }),
+    };
+    number_ok && suffix_ok
+}
+
+/// Builds the `kube-prometheus-stack` values that `options` describe, after
+/// [`HelmValuesOptions::validate`].
 ///
 /// ```
 /// use mesh_metrics::rules::{self, HelmValuesOptions};
 ///
-/// let values = rules::helm_values(&HelmValuesOptions::default());
+/// let values = rules::helm_values(&HelmValuesOptions::default())?;
 /// assert_eq!(values["prometheus"]["prometheusSpec"]["retention"], "30d");
 /// assert_eq!(values["grafana"]["admin"]["existingSecret"], "grafana-admin");
+///
+/// let typo = HelmValuesOptions { retention: "30 days".into(), ..HelmValuesOptions::default() };
+/// assert!(rules::helm_values(&typo).is_err());
+/// # Ok::<(), mesh_metrics::rules::RulesError>(())
 /// ```
-pub fn helm_values(options: &HelmValuesOptions) -> Value {
+pub fn helm_values(options: &HelmValuesOptions) -> Result<Value, RulesError> {
+    options.validate()?;
     let mut volume_claim = Map::new();
     volume_claim.insert("accessModes".to_owned(), json!(["ReadWriteOnce"]));
     volume_claim.insert("resources".to_owned(), json!({ "requests": { "storage": options.storage_size } }));
@@ -187,7 +303,7 @@ pub fn helm_values(options: &HelmValuesOptions) -> Value {
         );
         alertmanager_spec.insert("secrets".to_owned(), json!([webhook.name]));
     }
-    json!({
+    Ok(json!({
         "prometheus": prometheus,
         "grafana": {
             "enabled": true,
@@ -214,5 +330,5 @@ pub fn helm_values(options: &HelmValuesOptions) -> Value {
                 "receivers": [{ "name": "null" }, receiver],
             },
         },
-    })
+    }))
 }

@@ -158,6 +158,22 @@ pub enum RulesError {
         /// How many there are.
         shards: u32,
     },
+    /// Sharding asked for on a configuration that scrapes no targets.
+    #[error(
+        "--shards splits the scrape targets, and this configuration has none (a federating server scrapes only \
+         what it federates): give --target or --kubernetes, or leave out --shards and --shard"
+    )]
+    ShardsWithoutTargets,
+    /// A `helm-values` option that the operator or Kubernetes would refuse.
+    #[error("{field} {given:?} is not valid: write {expected}")]
+    HelmValue {
+        /// The option, as the command line names it.
+        field: &'static str,
+        /// What was given.
+        given: String,
+        /// What to write instead.
+        expected: &'static str,
+    },
     /// A Secret reference that Kubernetes would not accept.
     #[error(
         "{given:?} is not a Secret reference: write NAME or NAME:KEY, the name in lowercase letters, digits, \

@@ -153,6 +153,9 @@ fn relabel(sources: &[&str], regex: Option<&str>, target: Option<&str>, action: 
 pub fn scrape_config(options: &ScrapeOptions) -> Result<PrometheusConfig, RulesError> {
     let sharding = match options.shard {
         Some((shards, shard)) if shard >= shards || shards == 0 => return Err(RulesError::Shard { shard, shards }),
+        Some(_) if options.static_targets.is_empty() && !options.kubernetes => {
+            return Err(RulesError::ShardsWithoutTargets);
+        }
         Some((shards, shard)) => vec![
             Relabel {
                 source_labels: vec!["__address__".to_owned()],
