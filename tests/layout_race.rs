@@ -5,10 +5,11 @@
 //!
 //! Its own test binary: `install()` happens once per process.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use mesh_metrics::instrumented;
+use mesh_metrics_tests::Warnings;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 #[instrumented(agent = "layout-race")]
@@ -27,26 +28,6 @@ mod second {
     #[mesh_metrics::instrumented(agent = "layout-race")]
     pub fn shared_name() -> u32 {
         2
-    }
-}
-
-/// Keeps the message and fields of every WARN event.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Text(String);
-        impl tracing::field::Visit for Text {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={value:?} ", field.name()));
-            }
-        }
-        if *event.metadata().level() == tracing::Level::WARN {
-            let mut text = Text(String::new());
-            event.record(&mut text);
-            self.0.lock().expect("warnings").push(text.0);
-        }
     }
 }
 
@@ -126,7 +107,7 @@ fn calls_before_and_during_install_end_in_one_layout_with_every_count() {
         .collect();
     assert_eq!(les.into_iter().collect::<Vec<_>>(), vec!["+Inf", "0.5", "1e-6", "3"]);
 
-    let warnings = warnings.0.lock().expect("warnings").clone();
+    let warnings = warnings.messages();
     let relaid: Vec<u64> =
         warnings.iter().filter_map(|w| w.split("observations=").nth(1)?.split(' ').next()?.parse().ok()).collect();
     assert_eq!(relaid.len(), 1, "install says how many early observations were re-laid: {warnings:?}");

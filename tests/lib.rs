@@ -6,11 +6,13 @@
 
 pub mod exposition;
 mod tools;
+mod warnings;
 
 pub use tools::{
     ChildGuard, Format, ParsedExemplar, ParsedSample, TempDir, percent_encode, python_parse, strict_parse,
     strict_parser,
 };
+pub use warnings::Warnings;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mesh_metrics::instrumented;
 use mesh_metrics::trace::TraceId;
-use mesh_metrics_tests::{ChildGuard, Format, get, strict_parse, strict_parser};
+use mesh_metrics_tests::{ChildGuard, Format, Warnings, get, strict_parse, strict_parser};
 use serde_json::Value;
 
 const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/support/otlp_receiver.py");
@@ -123,26 +122,6 @@ fn base64(text: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Captures WARN messages from every thread (the pusher runs on the exporter's).
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Text(String);
-        impl tracing::field::Visit for Text {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={value:?} ", field.name()));
-            }
-        }
-        if *event.metadata().level() <= tracing::Level::WARN {
-            let mut text = Text(String::new());
-            event.record(&mut text);
-            self.0.lock().expect("warnings").push(text.0);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,12 +267,12 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
     // A partial success is reported, not retried.
     receiver.command("partial 4");
     receiver.next("a partially accepted push", |r| r["status"] == 200);
-    let reported = || warnings.0.lock().expect("warnings").iter().any(|w| w.contains("rejected=4"));
+    let reported = || warnings.messages().iter().any(|w| w.contains("rejected=4"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !reported() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(reported(), "the partial success was logged: {:?}", warnings.0.lock().expect("warnings"));
+    assert!(reported(), "the partial success was logged: {:?}", warnings.messages());
 
     // The final push on shutdown carries the calls made just before it.
     for n in 1..=4u64 {

@@ -6,6 +6,18 @@ use std::process::{Command, Output};
 
 use mesh_metrics::rules::{self, SloConfig};
 
+/// Every command that generates something.
+const COMMANDS: [&str; 8] = [
+    "rules",
+    "prometheus-rule",
+    "service-monitor",
+    "pod-monitor",
+    "scrape-config",
+    "helm-values",
+    "dashboard",
+    "query",
+];
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mesh-metrics")).args(args).output().expect("mesh-metrics runs")
 }
@@ -134,16 +146,7 @@ fn output_goes_to_a_file_when_asked() {
 #[test]
 fn help_and_mistakes() {
     let help = stdout(&run(&["--help"]));
-    for command in [
-        "rules",
-        "prometheus-rule",
-        "service-monitor",
-        "pod-monitor",
-        "scrape-config",
-        "helm-values",
-        "dashboard",
-        "query",
-    ] {
+    for command in COMMANDS {
         assert!(help.contains(command), "{command} in the help: {help}");
     }
     let bare = run(&[]);
@@ -207,16 +210,7 @@ fn shell_completions() {
 fn output_applies_to_every_command() {
     let dir = std::env::temp_dir().join(format!("mesh-metrics-cli-all-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    for command in [
-        "rules",
-        "prometheus-rule",
-        "service-monitor",
-        "pod-monitor",
-        "scrape-config",
-        "helm-values",
-        "dashboard",
-        "query",
-    ] {
+    for command in COMMANDS {
         let path = dir.join(command);
         let printed = stdout(&run(&[command]));
         let output = run(&[command, "--output", path.to_str().expect("utf-8 path")]);

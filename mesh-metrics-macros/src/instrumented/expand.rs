@@ -161,61 +161,41 @@ fn instrument_block(
     let statics = call_site_statics(site, &sig.ident);
     let probe = plan.probe.as_ref().map(probe_item);
     let inner = std::mem::replace(block, empty_block());
-    let body = match plan.shape {
-        Shape::Async => {
-            let output = match &sig.output {
-                ReturnType::Default => quote!(()),
-                ReturnType::Type(_, ty) => {
-                    let ty = classify::annotation(ty);
-                    quote!(#ty)
-                }
-            };
-            let classify = classifier(&plan, &private);
-            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
-            quote! {{
-                #statics
-                #probe
-                #trace
-                #private::Instrumented::<#output, _, _>::new(&__MESH_SITE, async move #inner, #classify, #source).await
-            }}
+    // The type the body evaluates to, `impl Trait` left to inference.
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => {
+            let ty = classify::annotation(ty);
+            quote!(#ty)
         }
+    };
+    let classify = classifier(&plan, &private);
+    let inner = rebinding_params(sig, inner, trace_ident.as_ref());
+    let call = match plan.shape {
+        Shape::Async => quote! {
+            #private::Instrumented::<#output, _, _>::new(&__MESH_SITE, async move #inner, #classify, #source).await
+        },
         Shape::ReturnsFuture { boxed } => {
             let annotation = match &sig.output {
                 ReturnType::Type(_, ty) if !contains_impl_trait(ty) => Some(quote!(-> #ty)),
                 _ => None,
             };
-            let classify = classifier(&plan, &private);
-            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
             // A panic while the future is built is a call that failed.
             let instrumented = quote! {
                 #private::build_future(&__MESH_SITE, #source, move || #annotation #inner, #classify)
             };
-            let instrumented = if boxed { quote!(#private::Box::pin(#instrumented)) } else { instrumented };
-            quote! {{
-                #statics
-                #probe
-                #trace
-                #instrumented
-            }}
+            if boxed { quote!(#private::Box::pin(#instrumented)) } else { instrumented }
         }
-        Shape::Sync => {
-            let annotation = match &sig.output {
-                ReturnType::Default => quote!(-> ()),
-                ReturnType::Type(_, ty) => {
-                    let ty = classify::annotation(ty);
-                    quote!(-> #ty)
-                }
-            };
-            let classify = classifier(&plan, &private);
-            let inner = rebinding_params(sig, inner, trace_ident.as_ref());
-            quote! {{
-                #statics
-                #probe
-                #trace
-                #private::run_sync(&__MESH_SITE, #source, move || #annotation #inner, #classify)
-            }}
-        }
+        Shape::Sync => quote! {
+            #private::run_sync(&__MESH_SITE, #source, move || -> #output #inner, #classify)
+        },
     };
+    let body = quote! {{
+        #statics
+        #probe
+        #trace
+        #call
+    }};
     // Re-parsing our own tokens cannot fail for a body that parsed; if it ever
     // did, the user gets a compile error rather than a function with no body.
     *block = syn::parse2(body)?;
