@@ -187,11 +187,13 @@ async fn the_endpoint_as_operators_run_it() {
     // The connection timeout (600 ms here) ends a keep-alive connection between
     // requests, never mid-response: a response still being read when the
     // timeout passes arrives whole. It must outgrow the kernel's send buffer
-    // (tcp_wmem's 4 MiB), or a dropped connection would deliver it anyway.
+    // (tcp_wmem's maximum), or a dropped connection would deliver it anyway.
     let send_buffer_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|text| text.split_whitespace().nth(2)?.parse().ok())
-        .unwrap_or(4 << 20);
+        .expect("/proc/sys/net/ipv4/tcp_wmem: the test sizes its response by the send buffer")
+        .split_whitespace()
+        .nth(2)
+        .and_then(|max| max.parse().ok())
+        .expect("tcp_wmem's maximum");
     // About 70 bytes a series: comfortably more than the buffer holds.
     let wide = 2_000 + send_buffer_max / 50;
     for shop in 2_000..wide {

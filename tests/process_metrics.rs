@@ -11,6 +11,20 @@ use std::time::{Duration, Instant};
 
 use mesh_metrics_tests::{Format, ParsedSample, get, promtool_check_metrics, request, required_tool, strict_parse};
 
+/// Bytes received and sent on every interface, from /proc/self/net/dev
+/// without the library.
+fn net_dev_bytes() -> [f64; 2] {
+    let dev = std::fs::read_to_string("/proc/self/net/dev").expect("/proc/self/net/dev");
+    let mut totals = [0.0, 0.0];
+    for line in dev.lines().skip(2) {
+        let (_, counters) = line.split_once(':').expect("an interface line");
+        let fields: Vec<f64> = counters.split_whitespace().map(|n| n.parse().expect("a number")).collect();
+        totals[0] += fields[0];
+        totals[1] += fields[8];
+    }
+    totals
+}
+
 /// This process's CPU seconds, read from /proc/self/stat without the library.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
@@ -62,11 +76,26 @@ async fn process_and_runtime_metrics_agree_with_the_system() {
         task.await.expect("task");
     }
 
+    // Tasks alive during the scrape: parked until it is over.
+    let (release, parked) = tokio::sync::watch::channel(false);
+    let waiting: Vec<_> = (0..8)
+        .map(|_| {
+            let mut parked = parked.clone();
+            tokio::spawn(async move { parked.wait_for(|released| *released).await.map(|_| ()) })
+        })
+        .collect();
+
+    let network_before = net_dev_bytes();
     let fds_before = std::fs::read_dir("/proc/self/fd").expect("fd").count() as f64;
     let rss_before = status_kib("VmRSS:") * 1024.0;
     let cpu_low = cpu_seconds();
     let body = tokio::task::spawn_blocking(move || get(addr, "/metrics")).await.expect("join").expect("scrape").body;
     let cpu_high = cpu_seconds();
+    let network_after = net_dev_bytes();
+    release.send(true).expect("tasks waiting");
+    for task in waiting {
+        task.await.expect("task").expect("released");
+    }
     let rss_after = status_kib("VmRSS:") * 1024.0;
     let samples = strict_parse(Format::Classic, &body).unwrap_or_else(|e| panic!("{e}\n{body}"));
 
@@ -112,8 +141,11 @@ async fn process_and_runtime_metrics_agree_with_the_system() {
     let threads_now = status_kib("Threads:");
     assert!((threads - threads_now).abs() <= 4.0, "threads {threads}, /proc says {threads_now}");
     assert!(value(&samples, "process_virtual_memory_bytes", "") >= rss);
-    assert!(samples.iter().any(|s| s.name == "process_network_receive_bytes_total"));
-    assert!(samples.iter().any(|s| s.name == "process_network_transmit_bytes_total"));
+    for (name, index) in [("process_network_receive_bytes_total", 0), ("process_network_transmit_bytes_total", 1)] {
+        let (low, high) = (network_before[index], network_after[index]);
+        let read = value(&samples, name, "");
+        assert!(read >= low && read <= high, "{name} {read} read between {low} and {high} (/proc/self/net/dev)");
+    }
 
     // The runtime this test runs in: two workers that did work.
     assert_eq!(value(&samples, "tokio_workers", "runtime=main"), 2.0);
@@ -122,7 +154,8 @@ async fn process_and_runtime_metrics_agree_with_the_system() {
     let workers: Vec<&str> =
         samples.iter().filter(|s| s.name == "tokio_worker_parks_total").map(|s| s.labels.as_str()).collect();
     assert_eq!(workers, ["runtime=main,worker=0", "runtime=main,worker=1"]);
-    assert!(value(&samples, "tokio_alive_tasks", "runtime=main") >= 0.0);
+    let alive = value(&samples, "tokio_alive_tasks", "runtime=main");
+    assert!(alive >= 8.0, "the 8 parked tasks are alive: {alive}");
     assert!(value(&samples, "tokio_global_queue_depth", "runtime=main") >= 0.0);
 
     // OpenMetrics too, and promtool finds nothing to say about the names.

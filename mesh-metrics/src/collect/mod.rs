@@ -31,10 +31,15 @@ fn publish(registry: &Registry, descriptor: &Descriptor, values: &[&str], value:
     };
     // A collected counter is read whole from its source (the kernel, the
     // runtime): its series holds the value as read, rendered as a counter.
-    if let Ok(series) = family.series(values, |_| Cell::Gauge(Default::default()))
-        && let Cell::Gauge(gauge) = series.cell()
-    {
-        gauge.set(value);
+    let series = family.series(values, |_| Cell::Gauge(Default::default()));
+    match series.as_ref().map(|series| series.cell()) {
+        Ok(Cell::Gauge(gauge)) => gauge.set(value),
+        // The value cannot be published: the family's other values would be
+        // stale beside it, so none is served.
+        _ => {
+            tracing::error!(metric = %descriptor.name, "mesh-metrics: cannot publish a collected metric");
+            family.clear();
+        }
     }
 }
 

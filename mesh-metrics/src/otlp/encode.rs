@@ -32,7 +32,7 @@ pub(crate) struct Context {
     /// Labels added to every series of ours (the builder's global labels).
     pub(crate) global: Vec<(String, String)>,
     /// When the process started: the start of counters read from the system.
-    pub(crate) process_start_nanos: u64,
+    pub(crate) process_start_nanos: Option<u64>,
     /// Whether names lose their type and unit suffixes.
     pub(crate) strip_suffixes: bool,
 }
@@ -158,7 +158,7 @@ pub(crate) fn request(
 
 /// The times points of one request carry.
 struct Points {
-    process_start: u64,
+    process_start: Option<u64>,
     now: u64,
 }
 
@@ -260,12 +260,14 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
                         // A counter held in a gauge cell is read from the system
                         // (process, runtime): it counts from the process' start.
                         let (value, exemplar, start) = match cell {
-                            Cell::Counter(counter) => (counter.get(), counter.read_exemplar(clock), created),
+                            Cell::Counter(counter) => (counter.get(), counter.read_exemplar(clock), Some(created)),
+                            // Unknown if the process' start could not be read:
+                            // left out rather than guessed.
                             Cell::Gauge(gauge) => (gauge.get(), None, points.process_start),
-                            Cell::InFlight(in_flight) => (in_flight.get() as f64, None, created),
-                            Cell::Histogram(_) => (0.0, None, created),
+                            Cell::InFlight(in_flight) => (in_flight.get() as f64, None, Some(created)),
+                            Cell::Histogram(_) => (0.0, None, Some(created)),
                         };
-                        let start = (descriptor.kind == MetricKind::Counter).then_some(start);
+                        let start = start.filter(|_| descriptor.kind == MetricKind::Counter);
                         number_point(point, start, points.now, value);
                         if let Some(exemplar) = exemplar {
                             point.message(field::NUMBER_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
@@ -435,7 +437,7 @@ fn facade_family(
             }),
             "summary" => metric.message(field::METRIC_SUMMARY, |data| {
                 for series in grouped(block.name, &samples) {
-                    let Some(count) = series.count else {
+                    let (Some(count), Some(sum)) = (series.count, series.sum) else {
                         warn_malformed(block.name);
                         continue;
                     };
@@ -444,7 +446,7 @@ fn facade_family(
                         point.fixed64(field::SUMMARY_START, starts.start(next, key(series.labels), count));
                         point.fixed64(field::SUMMARY_TIME, points.now);
                         point.fixed64(field::SUMMARY_COUNT, count as u64);
-                        point.double(field::SUMMARY_SUM, series.sum.unwrap_or(0.0));
+                        point.double(field::SUMMARY_SUM, sum);
                         for (quantile, value) in &series.quantiles {
                             point.message(field::SUMMARY_QUANTILES, |q| {
                                 q.double(field::QUANTILE, *quantile);
@@ -501,7 +503,8 @@ struct FacadeHistogram {
 
 impl Grouped<'_> {
     /// Per-bucket counts and finite bounds, or `None` if a bucket's `le` is not
-    /// a number, the `+Inf` bucket or `_count` is missing, or they disagree.
+    /// a number, the `+Inf` bucket or `_count` is missing, they disagree, or
+    /// the cumulative counts go down or are not finite.
     fn histogram(&self) -> Option<FacadeHistogram> {
         let mut buckets: Vec<(f64, f64)> = self.buckets.iter().copied().collect::<Option<_>>()?;
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -512,7 +515,10 @@ impl Grouped<'_> {
         let mut below = 0.0;
         let mut per_bucket = Vec::with_capacity(buckets.len());
         for (_, total) in &buckets {
-            per_bucket.push((total - below).max(0.0) as u64);
+            if !total.is_finite() || *total < below {
+                return None;
+            }
+            per_bucket.push((total - below) as u64);
             below = *total;
         }
         let bounds = buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect();
@@ -635,8 +641,12 @@ mod agreement {
         let Cell::Counter(counter) = series.cell() else { panic!("a counter") };
         for amount in [752.79, 172.07, 100.0, 0.01, 33.33] {
             assert!(counter.add(amount));
-            let context =
-                Context { resource: Vec::new(), global: Vec::new(), process_start_nanos: 0, strip_suffixes: false };
+            let context = Context {
+                resource: Vec::new(),
+                global: Vec::new(),
+                process_start_nanos: Some(0),
+                strip_suffixes: false,
+            };
             let body = request(&context, &registry.families(), "", 1, &mut FacadeStarts::new(0));
             let text = crate::render_classic(&registry);
             let scraped: f64 =
@@ -644,5 +654,26 @@ mod agreement {
             let bits = scraped.to_bits().to_le_bytes();
             assert!(body.windows(8).any(|w| w == bits), "the push holds {scraped} exactly");
         }
+    }
+
+    fn group(buckets: &[(f64, f64)], count: f64) -> Grouped<'static> {
+        Grouped {
+            labels: &[],
+            buckets: buckets.iter().map(|b| Some(*b)).collect(),
+            quantiles: Vec::new(),
+            count: Some(count),
+            sum: Some(1.0),
+        }
+    }
+
+    /// Buckets that go down or are not finite are refused, not clamped: the
+    /// per-bucket counts would no longer add up to the count.
+    #[test]
+    fn a_facade_histogram_with_inconsistent_buckets_is_refused() {
+        let good = group(&[(0.1, 2.0), (1.0, 5.0), (f64::INFINITY, 6.0)], 6.0).histogram().expect("consistent");
+        assert_eq!(good.buckets, [2, 3, 1]);
+        assert!(group(&[(0.1, 4.0), (1.0, 3.0), (f64::INFINITY, 6.0)], 6.0).histogram().is_none());
+        assert!(group(&[(0.1, f64::NAN), (1.0, 3.0), (f64::INFINITY, 6.0)], 6.0).histogram().is_none());
+        assert!(group(&[(0.1, 1.0), (f64::INFINITY, 6.0)], 5.0).histogram().is_none());
     }
 }

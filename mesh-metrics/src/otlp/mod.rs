@@ -174,8 +174,9 @@ enum Pushed {
 impl Pusher {
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
         let installed = unix_nanos();
+        // Unknown (left out of the points) if /proc cannot be read.
         let process_start_nanos =
-            crate::collect::ProcessStats::read().start_time_seconds.map_or(installed, |seconds| (seconds * 1e9) as u64);
+            crate::collect::ProcessStats::read().start_time_seconds.map(|seconds| (seconds * 1e9) as u64);
         let context = Arc::new(encode::Context {
             resource: self.config.resource.clone(),
             global: self.global.clone(),
