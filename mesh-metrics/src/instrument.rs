@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use crate::exemplar::Stamp;
 use crate::names;
-use crate::registry::{self, Cell, Descriptor, Histogram, MetricKind, Series};
+use crate::registry::{self, Cell, Counter, Descriptor, Histogram, MetricKind, Series};
 use crate::trace::{self, TraceId};
 
 /// How a call ended: the `status` label.
@@ -123,7 +123,7 @@ impl CallSite {
         // and status), so the cardinality guard never folds them.
         let resolved = (|| {
             let requests_family = registry.bounded_family(&REQUESTS)?;
-            let counter = || Cell::Counter(Default::default());
+            let counter = || Cell::Counter(Counter::striped());
             let requests = [
                 requests_family.series(&[self.agent, self.method, Status::Success.as_str()], |_| counter())?,
                 requests_family.series(&[self.agent, self.method, Status::Error.as_str()], |_| counter())?,
@@ -131,7 +131,7 @@ impl CallSite {
             ];
             let duration = registry
                 .bounded_family(&DURATION)?
-                .series(&[self.agent, self.method], |layout| Cell::Histogram(Histogram::new(layout.clone())))?;
+                .series(&[self.agent, self.method], |layout| Cell::Histogram(Histogram::striped(layout.clone())))?;
             let in_flight = registry
                 .bounded_family(&CONNECTIONS)?
                 .series(&[self.agent, self.connection_type], |_| Cell::InFlight(Default::default()))?;
@@ -147,42 +147,48 @@ impl CallSite {
 impl Handles {
     /// Kept out of line: a traced call pays for it, an untraced one does not.
     #[inline(never)]
-    fn traced_exit(&self, status: Status, trace_id: TraceId, nanos: u64, now: quanta::Instant) {
+    fn traced_exit(&self, thread: usize, status: Status, trace_id: TraceId, nanos: u64, now: quanta::Instant) {
         let at = Stamp::of(now);
         if let Cell::Histogram(histogram) = self.duration.cell() {
-            histogram.observe_nanos_traced(nanos, Some((trace_id, at)));
+            histogram.observe_nanos_at(thread, nanos, Some((trace_id, at)));
         }
         if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
-            counter.exemplar(trace_id, 1.0, at);
+            counter.exemplar_at(thread, trace_id, 1.0, at);
         }
     }
 
+    /// Counts the call in flight, in the shard of the calling thread, and
+    /// returns that thread's index (see [`registry::thread_index`]).
     #[inline]
-    fn enter(&self) {
+    fn enter(&self) -> usize {
+        let thread = registry::thread_index();
         if let Cell::InFlight(in_flight) = self.in_flight.cell() {
-            in_flight.enter();
+            in_flight.enter_at(thread);
         }
+        thread
     }
 
-    /// Records the end of a call; with a trace ID, also the exemplars of the
+    /// Records the end of a call on the thread with index `thread`, which
+    /// entered on `entered`; with a trace ID, also the exemplars of the
     /// duration's bucket and of the status counter.
     #[inline]
-    fn exit(&self, status: Status, started: quanta::Instant, trace_id: Option<TraceId>) {
+    fn exit(&self, status: Status, started: quanta::Instant, entered: usize, thread: usize, trace_id: Option<TraceId>) {
         let now = quanta::Instant::now();
         let nanos = u64::try_from(now.saturating_duration_since(started).as_nanos()).unwrap_or(u64::MAX);
         match trace_id {
-            Some(trace_id) => self.traced_exit(status, trace_id, nanos, now),
+            Some(trace_id) => self.traced_exit(thread, status, trace_id, nanos, now),
             None => {
                 if let Cell::Histogram(histogram) = self.duration.cell() {
-                    histogram.observe_nanos(nanos);
+                    histogram.observe_nanos_at(thread, nanos, None);
                 }
             }
         }
         if let Some(Cell::Counter(counter)) = self.requests.get(status as usize).map(|s| s.cell()) {
-            counter.increment(1);
+            counter.increment_at(thread, 1);
         }
+        // The shard the call entered, wherever it ends: no shard goes below zero.
         if let Cell::InFlight(in_flight) = self.in_flight.cell() {
-            in_flight.exit();
+            in_flight.exit(entered);
         }
     }
 }
@@ -198,6 +204,8 @@ impl Handles {
 pub struct CallGuard {
     site: &'static CallSite,
     started: quanta::Instant,
+    /// The index of the thread that entered (and, being sync, exits).
+    thread: usize,
     trace: Option<TraceId>,
 }
 
@@ -205,10 +213,8 @@ impl CallGuard {
     /// Counts the call as in flight and starts its clock.
     #[inline]
     pub fn enter(site: &'static CallSite, trace: Option<TraceId>) -> Self {
-        if let Some(handles) = site.handles() {
-            handles.enter();
-        }
-        Self { site, started: quanta::Instant::now(), trace }
+        let thread = site.handles().map_or(0, Handles::enter);
+        Self { site, started: quanta::Instant::now(), thread, trace }
     }
 
     /// Records a normal return with `status`.
@@ -221,7 +227,7 @@ impl CallGuard {
     #[inline]
     fn record(&self, status: Status) {
         if let Some(handles) = self.site.handles() {
-            handles.exit(status, self.started, self.trace.or_else(trace::current));
+            handles.exit(status, self.started, self.thread, self.thread, self.trace.or_else(trace::current));
         }
     }
 }
@@ -279,8 +285,8 @@ struct BuildGuard {
 impl Drop for BuildGuard {
     fn drop(&mut self) {
         if let Some(handles) = self.site.handles() {
-            handles.enter();
-            handles.exit(Status::Error, self.started, self.trace.or_else(trace::current));
+            let thread = handles.enter();
+            handles.exit(Status::Error, self.started, thread, thread, self.trace.or_else(trace::current));
         }
     }
 }
@@ -311,7 +317,8 @@ pin_project_lite::pin_project! {
                 State::NotStarted | State::Done => return,
             };
             if let Some(handles) = this.site.handles() {
-                handles.exit(status, started, this.trace.or_else(trace::current));
+                let thread = registry::thread_index();
+                handles.exit(status, started.at, started.thread, thread, this.trace.or_else(trace::current));
             }
         }
     }
@@ -320,9 +327,17 @@ pin_project_lite::pin_project! {
 #[derive(Debug, Clone, Copy)]
 enum State {
     NotStarted,
-    Running(quanta::Instant),
-    Panicked(quanta::Instant),
+    Running(Started),
+    Panicked(Started),
     Done,
+}
+
+/// When an instrumented future was first polled, and the index of the thread
+/// that polled it (its in-flight shard).
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    at: quanta::Instant,
+    thread: usize,
 }
 
 impl<T, F, C> Instrumented<T, F, C>
@@ -349,10 +364,8 @@ where
         let started = match *this.state {
             State::Running(started) => started,
             State::NotStarted => {
-                if let Some(handles) = this.site.handles() {
-                    handles.enter();
-                }
-                quanta::Instant::now()
+                let thread = this.site.handles().map_or(0, Handles::enter);
+                Started { at: quanta::Instant::now(), thread }
             }
             // Polled again after completion or a panic: not ours to judge.
             State::Done | State::Panicked(_) => return this.inner.poll(cx),
@@ -369,7 +382,8 @@ where
                 let status = (this.classify)(output);
                 *this.state = State::Done;
                 if let Some(handles) = this.site.handles() {
-                    handles.exit(status, started, this.trace.or_else(trace::current));
+                    let thread = registry::thread_index();
+                    handles.exit(status, started.at, started.thread, thread, this.trace.or_else(trace::current));
                 }
             }
         }
@@ -485,5 +499,86 @@ pub trait OtherStatus {
 impl<T: ?Sized> OtherStatus for &Probe<'_, T> {
     fn __mesh_status(&self) -> Status {
         Status::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static MOVING: CallSite = CallSite::new("instrument-tests", "moving", "http", "instrument::tests at here");
+
+    /// Pending at its first poll, ready at the next.
+    struct SecondPoll(bool);
+
+    impl Future for SecondPoll {
+        type Output = Result<(), ()>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Ready(Ok(()))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    fn in_flight_shards() -> Vec<i64> {
+        match MOVING.handles().map(|handles| handles.in_flight.cell()) {
+            Some(Cell::InFlight(in_flight)) => in_flight.shard_values(),
+            _ => panic!("the call site resolves to an in-flight gauge"),
+        }
+    }
+
+    #[test]
+    fn a_call_that_moves_threads_exits_the_shard_it_entered() {
+        assert!(
+            registry::shard_count() >= 2,
+            "this test needs a machine with at least 2 CPUs (shards), found {}",
+            registry::shard_count()
+        );
+        let waker = std::task::Waker::noop();
+        let mut future =
+            Box::pin(Instrumented::new(&MOVING, SecondPoll(false), |r: &Result<(), ()>| result_status(r), None));
+        assert!(future.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+        let entered = registry::thread_index();
+        let shard = |index: usize| index % registry::shard_count();
+        // Finished on a thread in another shard. Other tests' threads hold
+        // indices too, so a thread that lands in the same shard keeps its
+        // index (stays alive) while the next one is tried.
+        let future = std::sync::Mutex::new(Some(future));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let exited = std::thread::scope(|scope| {
+            for _ in 0..64 {
+                let finished = scope
+                    .spawn(|| {
+                        let index = registry::thread_index();
+                        if shard(index) == shard(entered) {
+                            return None;
+                        }
+                        let mut future = future.lock().expect("lock").take().expect("the future");
+                        assert!(future.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())).is_ready());
+                        Some(index)
+                    })
+                    .join()
+                    .expect("thread");
+                if let Some(index) = finished {
+                    done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return index;
+                }
+                // Hold that index: park a thread on it until the end.
+                scope.spawn(|| {
+                    let _ = registry::thread_index();
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::park_timeout(std::time::Duration::from_millis(1));
+                    }
+                });
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("no thread landed in another shard")
+        });
+        assert_ne!(shard(entered), shard(exited), "two shards were used");
+        assert!(in_flight_shards().iter().all(|count| *count == 0), "shards {:?}", in_flight_shards());
     }
 }

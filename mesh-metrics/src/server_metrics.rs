@@ -101,10 +101,11 @@ impl ServerMetrics {
 
     /// A scrape started; the guard ends it.
     pub(crate) fn scrape(&self) -> InFlight<'_> {
-        if let Some(Cell::InFlight(gauge)) = self.in_flight.as_deref().map(Series::cell) {
-            gauge.enter();
-        }
-        InFlight(self)
+        let entered = match self.in_flight.as_deref().map(Series::cell) {
+            Some(Cell::InFlight(gauge)) => gauge.enter(),
+            _ => 0,
+        };
+        InFlight(self, entered)
     }
 
     /// A response with `code` and a body of `bytes` in `encoding`.
@@ -149,13 +150,13 @@ fn count(family: Option<&Family>, label: &str, by: u64) {
     }
 }
 
-/// A scrape in flight; dropping it ends it.
-pub(crate) struct InFlight<'a>(&'a ServerMetrics);
+/// A scrape in flight (and the in-flight shard it entered); dropping it ends it.
+pub(crate) struct InFlight<'a>(&'a ServerMetrics, usize);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if let Some(Cell::InFlight(gauge)) = self.0.in_flight.as_deref().map(Series::cell) {
-            gauge.exit();
+            gauge.exit(self.1);
         }
     }
 }

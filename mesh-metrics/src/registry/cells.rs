@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
+use super::stripes::{Stripes, thread_index};
 use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
 use crate::trace::TraceId;
 
@@ -15,6 +16,10 @@ use crate::trace::TraceId;
 /// (revenue, bytes per second) add to a separate `f64` part, allocated (with
 /// the exemplar slot) the first time one is needed, so the common case never
 /// pays for a compare-and-swap and a counter series stays small.
+///
+/// A [`striped`](Self::striped) counter (an instrumented fn's status counter)
+/// also has a shard per core for the increments of its call sites, so that
+/// threads counting the same calls do not share a cache line.
 #[derive(Debug, Default)]
 pub struct Counter {
     whole: AtomicU64,
@@ -25,9 +30,52 @@ pub struct Counter {
 struct CounterExtras {
     fraction_bits: AtomicU64,
     exemplar: Slot,
+    stripes: Option<Stripes<CounterShard>>,
+}
+
+/// A striped counter's part on one core: its count and latest exemplar, in
+/// one cache line.
+#[derive(Debug, Default)]
+struct CounterShard {
+    count: AtomicU64,
+    exemplar: Slot,
 }
 
 impl Counter {
+    /// A counter with a shard per core (see [`shard_count`](super::shard_count)):
+    /// what an instrumented fn's status counter is.
+    pub fn striped() -> Self {
+        let extras = CounterExtras { stripes: Some(Stripes::per_thread()), ..CounterExtras::default() };
+        Self { whole: AtomicU64::new(0), extras: OnceLock::from(Box::new(extras)) }
+    }
+
+    /// The shards, if it is striped.
+    #[inline]
+    fn stripes(&self) -> Option<&Stripes<CounterShard>> {
+        self.extras.get()?.stripes.as_ref()
+    }
+
+    /// Adds a whole number in the shard of the thread with index `thread`
+    /// (the whole part, if it is not striped).
+    #[inline]
+    pub(crate) fn increment_at(&self, thread: usize, by: u64) {
+        match self.stripes() {
+            Some(stripes) => {
+                stripes.at(thread).count.fetch_add(by, Relaxed);
+            }
+            None => self.increment(by),
+        }
+    }
+
+    /// Keeps an exemplar in the shard of the thread with index `thread`.
+    #[inline]
+    pub(crate) fn exemplar_at(&self, thread: usize, trace_id: TraceId, amount: f64, at: Stamp) {
+        match self.stripes() {
+            Some(stripes) => stripes.at(thread).exemplar.record(trace_id, amount, at),
+            None => self.exemplar(trace_id, amount, at),
+        }
+    }
+
     /// Adds a whole number.
     #[inline]
     pub fn increment(&self, by: u64) {
@@ -50,8 +98,12 @@ impl Counter {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        let fraction = self.extras.get().map_or(0.0, |extras| f64::from_bits(extras.fraction_bits.load(Relaxed)));
-        self.whole.load(Relaxed) as f64 + fraction
+        let Some(extras) = self.extras.get() else { return self.whole.load(Relaxed) as f64 };
+        let mut whole = self.whole.load(Relaxed);
+        for shard in extras.stripes.iter().flat_map(Stripes::iter) {
+            whole = whole.wrapping_add(shard.count.load(Relaxed));
+        }
+        whole as f64 + f64::from_bits(extras.fraction_bits.load(Relaxed))
     }
 
     /// Adds a whole number with the trace it belongs to, kept as the exemplar.
@@ -68,7 +120,9 @@ impl Counter {
 
     /// The latest exemplar, if any increment carried a trace ID.
     pub(crate) fn read_exemplar(&self, clock: (std::time::SystemTime, quanta::Instant)) -> Option<Exemplar> {
-        self.extras.get()?.exemplar.read(clock)
+        let extras = self.extras.get()?;
+        let shards = extras.stripes.iter().flat_map(Stripes::iter).map(|shard| &shard.exemplar);
+        latest(std::iter::once(&extras.exemplar).chain(shards), clock)
     }
 
     #[inline]
@@ -101,28 +155,55 @@ impl Gauge {
 }
 
 /// A gauge of whole things in flight: `+1` on entry, `-1` on exit, one
-/// `fetch_add` each.
-#[derive(Debug, Default)]
+/// `fetch_add` each, in a shard per core (see [`shard_count`](super::shard_count)).
+///
+/// An exit goes to the shard its entry went to (the index [`enter`](Self::enter)
+/// returns), even when the call has moved to another thread since: every shard
+/// then counts the calls in flight that entered it, never less than zero, and
+/// a scrape that reads the shards one after another sums counts that were each
+/// true when read.
+#[derive(Debug)]
 pub struct InFlight {
-    count: AtomicI64,
+    shards: Stripes<AtomicI64>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self { shards: Stripes::per_thread() }
+    }
 }
 
 impl InFlight {
-    /// One more in flight.
+    /// One more in flight; pass what it returns to [`exit`](Self::exit).
     #[inline]
-    pub fn enter(&self) {
-        self.count.fetch_add(1, Relaxed);
+    pub fn enter(&self) -> usize {
+        let thread = thread_index();
+        self.enter_at(thread);
+        thread
     }
 
-    /// One fewer in flight.
+    /// One more in flight, in the shard of the thread with this index.
     #[inline]
-    pub fn exit(&self) {
-        self.count.fetch_sub(1, Relaxed);
+    pub(crate) fn enter_at(&self, thread: usize) {
+        self.shards.at(thread).fetch_add(1, Relaxed);
+    }
+
+    /// One fewer in flight, in the shard `entered` (what [`enter`](Self::enter)
+    /// returned) names.
+    #[inline]
+    pub fn exit(&self, entered: usize) {
+        self.shards.at(entered).fetch_sub(1, Relaxed);
     }
 
     /// The current value.
     pub fn get(&self) -> i64 {
-        self.count.load(Relaxed)
+        self.shards.iter().map(|shard| shard.load(Relaxed)).fold(0, i64::wrapping_add)
+    }
+
+    /// Each shard's count.
+    #[cfg(test)]
+    pub(crate) fn shard_values(&self) -> Vec<i64> {
+        self.shards.iter().map(|shard| shard.load(Relaxed)).collect()
     }
 }
 
@@ -130,6 +211,11 @@ impl InFlight {
 /// an observation is one bucket `fetch_add` plus one add to the sum; the count
 /// is the sum of the buckets, computed at scrape time. Its state lives behind
 /// one pointer, so the cell of a counter or gauge series does not pay for it.
+///
+/// A [`striped`](Self::striped) histogram (an instrumented fn's duration) has
+/// its buckets, sums and exemplars once per core (see
+/// [`shard_count`](super::shard_count)), each shard allocated by the first
+/// observation on its core; a scrape adds the shards up.
 ///
 /// A histogram is re-laid at most once, when the exporter is installed with
 /// other buckets after the histogram was first used (see
@@ -145,15 +231,20 @@ pub struct Histogram {
 
 #[derive(Debug)]
 struct HistogramState {
+    layout: Arc<Layout>,
+    shards: Stripes<HistogramShard>,
+}
+
+/// A histogram's part on one core.
+#[derive(Debug)]
+struct HistogramShard {
     /// `[sum_nanos, sum_bits, bucket 0, ..., +Inf]`: the duration sum shares a
-    /// cache line with the first (busiest) buckets, so a fast call under
-    /// contention moves one line between cores, not two.
+    /// cache line with the first (busiest) buckets.
     ///
     /// `sum_nanos` adds durations exactly, in one `fetch_add`, and spills into
     /// `sum_bits` before it could wrap; `sum_bits` holds the sum of `observe`
     /// values as `f64` bits; buckets are per bucket.
     cells: Box<[AtomicU64]>,
-    layout: Arc<Layout>,
     /// One exemplar per bucket, allocated by the first traced observation.
     exemplars: Slots,
     /// The part of the nanosecond sum moved out of `sum_nanos`.
@@ -169,7 +260,7 @@ struct Spilled {
     spills: AtomicU64,
 }
 
-/// Positions in `HistogramState::cells`.
+/// Positions in `HistogramShard::cells`.
 const SUM_NANOS: usize = 0;
 const SUM_BITS: usize = 1;
 const FIRST_BUCKET: usize = 2;
@@ -179,10 +270,10 @@ const FIRST_BUCKET: usize = 2;
 /// in weeks), it is moved into a count of spills, so the sum never wraps.
 const SPILL_NANOS: u64 = 1 << 62;
 
-impl HistogramState {
-    fn new(layout: Arc<Layout>) -> Self {
-        let cells = (0..FIRST_BUCKET + layout.bounds().len() + 1).map(|_| AtomicU64::new(0)).collect();
-        Self { cells, layout, exemplars: Slots::default(), spilled: Spilled::default() }
+impl HistogramShard {
+    fn new(buckets: usize) -> Self {
+        let cells = (0..FIRST_BUCKET + buckets).map(|_| AtomicU64::new(0)).collect();
+        Self { cells, exemplars: Slots::default(), spilled: Spilled::default() }
     }
 
     /// One per bound, then the `+Inf` bucket.
@@ -243,8 +334,7 @@ impl HistogramState {
     }
 
     #[inline]
-    fn observe_nanos(&self, nanos: u64) -> usize {
-        let index = self.layout.nanos_bucket(nanos);
+    fn observe_nanos(&self, index: usize, nanos: u64) {
         self.bump(index);
         if let Some(sum) = self.cells.get(SUM_NANOS) {
             // One observation adds at most SPILL_NANOS, and any observation
@@ -256,7 +346,6 @@ impl HistogramState {
                 self.spill(sum);
             }
         }
-        index
     }
 
     #[inline]
@@ -267,10 +356,72 @@ impl HistogramState {
     }
 }
 
+impl HistogramState {
+    fn new(layout: Arc<Layout>, shards: Stripes<HistogramShard>) -> Self {
+        Self { layout, shards }
+    }
+
+    /// The shard of the thread with this index.
+    #[inline]
+    fn shard(&self, thread: usize) -> &HistogramShard {
+        self.shards.at_or(thread, || HistogramShard::new(self.layout.bounds().len() + 1))
+    }
+
+    /// Another state like this one (as many shards) in another layout.
+    fn relaid(&self, layout: Arc<Layout>) -> Self {
+        let shards = if self.shards.len() == 1 { Stripes::single() } else { Stripes::per_thread() };
+        Self::new(layout, shards)
+    }
+
+    #[inline]
+    fn observe_nanos(&self, thread: usize, nanos: u64) -> (&HistogramShard, usize) {
+        let index = self.layout.nanos_bucket(nanos);
+        let shard = self.shard(thread);
+        shard.observe_nanos(index, nanos);
+        (shard, index)
+    }
+
+    fn sum(&self) -> f64 {
+        self.shards.iter().map(HistogramShard::sum).sum()
+    }
+
+    /// Adds this state's per-bucket counts (one per bound, then `+Inf`) into
+    /// `counts`, which holds one slot per bucket.
+    fn add_buckets(&self, counts: &mut [u64]) {
+        for shard in self.shards.iter() {
+            for (count, bucket) in counts.iter_mut().zip(shard.buckets()) {
+                *count = count.wrapping_add(bucket.load(Relaxed));
+            }
+        }
+    }
+
+    fn count(&self) -> u64 {
+        let mut counts = vec![0; self.layout.bounds().len() + 1];
+        self.add_buckets(&mut counts);
+        counts.iter().fold(0, |total, count| total.wrapping_add(*count))
+    }
+
+    /// The latest exemplar of bucket `index` across the shards.
+    fn read_exemplar(&self, index: usize, clock: (std::time::SystemTime, quanta::Instant)) -> Option<Exemplar> {
+        latest(self.shards.iter().filter_map(|shard| shard.exemplars.get(index)), clock)
+    }
+}
+
 impl Histogram {
-    /// An empty histogram with these buckets.
+    /// An empty histogram with these buckets, in one shard every thread shares.
     pub fn new(layout: Arc<Layout>) -> Self {
-        Self { initial: Box::new(HistogramState::new(layout)), relaid: OnceLock::new() }
+        Self::with_shards(layout, Stripes::single())
+    }
+
+    /// An empty histogram with these buckets and a shard per core (see
+    /// [`shard_count`](super::shard_count)): what an instrumented fn's
+    /// duration is.
+    pub fn striped(layout: Arc<Layout>) -> Self {
+        Self::with_shards(layout, Stripes::per_thread())
+    }
+
+    fn with_shards(layout: Arc<Layout>, shards: Stripes<HistogramShard>) -> Self {
+        Self { initial: Box::new(HistogramState::new(layout, shards)), relaid: OnceLock::new() }
     }
 
     /// The state observations go to now.
@@ -285,41 +436,41 @@ impl Histogram {
         self.observe_in(self.state(), value).is_some()
     }
 
-    fn observe_in(&self, state: &HistogramState, value: f64) -> Option<usize> {
+    fn observe_in<'s>(&self, state: &'s HistogramState, value: f64) -> Option<(&'s HistogramShard, usize)> {
         if value.is_nan() {
             return None;
         }
         let index = state.layout.bounds().partition_point(|bound| *bound < value);
-        state.bump(index);
-        if let Some(sum) = state.cells.get(SUM_BITS) {
+        let shard = state.shard(thread_index());
+        shard.bump(index);
+        if let Some(sum) = shard.cells.get(SUM_BITS) {
             add_f64(sum, value);
         }
-        Some(index)
+        Some((shard, index))
     }
 
     /// Records one observation with the trace it belongs to, kept as the
     /// exemplar of its bucket. NaN is refused and `false` is returned.
     pub fn observe_traced(&self, value: f64, trace_id: TraceId) -> bool {
-        let state = self.state();
-        let Some(index) = self.observe_in(state, value) else { return false };
-        state.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
+        let Some((shard, index)) = self.observe_in(self.state(), value) else { return false };
+        shard.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
         true
     }
 
     /// Records a duration given in nanoseconds; the sum stays exact.
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
-        self.state().observe_nanos(nanos);
+        self.state().observe_nanos(thread_index(), nanos);
     }
 
-    /// Records a duration and, with a trace ID, the exemplar of its bucket
-    /// (in the same state, so it sits in the bucket the duration went to).
+    /// Records a duration in the shard of the thread with index `thread` and,
+    /// with a trace ID, the exemplar of its bucket (in the same state and
+    /// shard, so it sits in the bucket the duration went to).
     #[inline]
-    pub(crate) fn observe_nanos_traced(&self, nanos: u64, traced: Option<(TraceId, Stamp)>) {
-        let state = self.state();
-        let index = state.observe_nanos(nanos);
+    pub(crate) fn observe_nanos_at(&self, thread: usize, nanos: u64, traced: Option<(TraceId, Stamp)>) {
+        let (shard, index) = self.state().observe_nanos(thread, nanos);
         if let Some((trace_id, at)) = traced {
-            state.exemplar(index, trace_id, nanos as f64 / 1e9, at);
+            shard.exemplar(index, trace_id, nanos as f64 / 1e9, at);
         }
     }
 
@@ -329,7 +480,7 @@ impl Histogram {
         index: usize,
         clock: (std::time::SystemTime, quanta::Instant),
     ) -> Option<Exemplar> {
-        self.state().exemplars.get(index)?.read(clock)
+        self.state().read_exemplar(index, clock)
     }
 
     /// The layout this histogram's buckets are read in.
@@ -354,8 +505,8 @@ impl Histogram {
         if self.relaid.get().is_some() {
             return Err(());
         }
-        let moved = self.initial.buckets().iter().map(|b| b.load(Relaxed)).sum();
-        self.relaid.set(Box::new(HistogramState::new(layout))).map_err(|_| ())?;
+        let moved = self.initial.count();
+        self.relaid.set(Box::new(self.initial.relaid(layout))).map_err(|_| ())?;
         Ok(moved)
     }
 
@@ -364,21 +515,24 @@ impl Histogram {
     /// were read in, whose bounds are their `le` (a re-lay racing the read
     /// cannot give counts of one layout and bounds of another).
     pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64, &Layout) {
-        cumulative.clear();
         let relaid = self.relaid.get();
         let state = relaid.map_or(&*self.initial, |state| &**state);
-        cumulative.extend(state.buckets().iter().map(|bucket| bucket.load(Relaxed)));
+        cumulative.clear();
+        cumulative.resize(state.layout.bounds().len() + 1, 0);
+        state.add_buckets(cumulative);
         let mut sum = state.sum();
         if let Some(current) = relaid {
             // Observations made before the re-lay, each in the first bucket of
             // the current layout at or above its old bucket's upper bound.
             let old = &self.initial;
+            let mut old_counts = vec![0; old.layout.bounds().len() + 1];
+            old.add_buckets(&mut old_counts);
             let bounds = current.layout.bounds();
-            for (i, bucket) in old.buckets().iter().enumerate() {
+            for (i, count) in old_counts.into_iter().enumerate() {
                 let target =
                     old.layout.bounds().get(i).map_or(bounds.len(), |bound| bounds.partition_point(|new| new < bound));
                 if let Some(slot) = cumulative.get_mut(target) {
-                    *slot = slot.wrapping_add(bucket.load(Relaxed));
+                    *slot = slot.wrapping_add(count);
                 }
             }
             sum += old.sum();
@@ -395,6 +549,14 @@ impl Histogram {
     pub fn sum(&self) -> f64 {
         self.initial.sum() + self.relaid.get().map_or(0.0, |state| state.sum())
     }
+}
+
+/// The most recent of these slots' exemplars.
+fn latest<'a>(
+    slots: impl Iterator<Item = &'a Slot>,
+    clock: (std::time::SystemTime, quanta::Instant),
+) -> Option<Exemplar> {
+    slots.filter_map(|slot| slot.read(clock)).max_by_key(|exemplar| exemplar.timestamp)
 }
 
 fn add_f64(cell: &AtomicU64, delta: f64) {
@@ -452,7 +614,8 @@ mod tests {
         let expected = 400_000.0 * 86_400.0;
         let sum = histogram.sum();
         assert!((sum - expected).abs() / expected < 1e-12, "sum {sum}, expected {expected}");
-        assert_eq!(histogram.initial.sum_nanos(), 400_000 * u128::from(day), "exact in nanoseconds");
+        let nanos: u128 = histogram.initial.shards.iter().map(HistogramShard::sum_nanos).sum();
+        assert_eq!(nanos, 400_000 * u128::from(day), "exact in nanoseconds");
         let mut cumulative = Vec::new();
         assert_eq!(histogram.read(&mut cumulative).0, 400_000);
     }

@@ -10,6 +10,7 @@ mod cells;
 mod layout;
 mod series;
 mod snapshot;
+mod stripes;
 
 #[cfg(test)]
 mod guard_tests;
@@ -25,6 +26,8 @@ pub use cells::{Counter, Gauge, Histogram, InFlight};
 pub use layout::{DEFAULT_BUCKETS, Layout};
 pub use series::{LabelValues, Series};
 pub use snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, ValueSnapshot};
+pub(crate) use stripes::thread_index;
+pub use stripes::{MAX_SHARDS, shard_count};
 
 use crate::Error;
 use crate::guard::{self, CardinalityPolicy, Folds};
