@@ -10,7 +10,9 @@
 //! * the same with 2 threads on one series;
 //! * a business-metric increment on bounded and unbounded labels;
 //! * rendering 1k/10k/100k counter series and 10k histogram series;
-//! * resident memory per counter series, after registration and after a render.
+//! * resident memory per counter series (untraced and traced), after
+//!   registration and after a render, and per instrumented call site with its
+//!   per-core shards.
 //!
 //! `cargo bench -p mesh-metrics-benches --bench compare`
 
@@ -90,10 +92,29 @@ const TRACE: TraceId = match TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_
 
 const BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// The exporter every facade-based peer records into.
-static PROMETHEUS: LazyLock<metrics_exporter_prometheus::PrometheusRecorder> = LazyLock::new(|| {
-    metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&BOUNDS).expect("buckets").build_recorder()
+/// The exporter every facade-based peer records into, installed as its users
+/// install it: the process's global recorder, with its upkeep (which drains
+/// histogram buffers) on a side thread at the builder's default interval, as
+/// `PrometheusBuilder::install` runs it. This binary installs no other
+/// recorder (mesh-metrics' exporter is benchmarked in `endpoint.rs`).
+static PROMETHEUS: LazyLock<metrics_exporter_prometheus::PrometheusHandle> = LazyLock::new(|| {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&BOUNDS)
+        .expect("buckets")
+        .install_recorder()
+        .expect("the only global recorder in this process");
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            upkeep.run_upkeep();
+        }
+    });
+    handle
 });
+
+/// `PrometheusBuilder`'s default `upkeep_timeout`.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 // ------------------------------------------------------- prometheus-client
 
@@ -140,15 +161,12 @@ fn calls() -> Vec<(&'static str, Call)> {
     let pc_requests = PC.requests.get_or_create(&call_labels()).clone();
     let pc_duration = PC.duration.get_or_create(&site()).clone();
     let pc_in_flight = PC.in_flight.get_or_create(&site()).clone();
-    let (m_requests, m_duration, m_in_flight) = metrics::with_local_recorder(&*PROMETHEUS, || {
-        let labels = [("agent", "bench"), ("method", "held")];
-        let status = [("agent", "bench"), ("method", "held"), ("status", "success")];
-        (
-            metrics::counter!("requests_total", &status),
-            metrics::histogram!("duration_seconds", &labels),
-            metrics::gauge!("in_flight", &labels),
-        )
-    });
+    LazyLock::force(&PROMETHEUS);
+    let labels = [("agent", "bench"), ("method", "held")];
+    let status = [("agent", "bench"), ("method", "held"), ("status", "success")];
+    let m_requests = metrics::counter!("requests_total", &status);
+    let m_duration = metrics::histogram!("duration_seconds", &labels);
+    let m_in_flight = metrics::gauge!("in_flight", &labels);
     vec![
         ("bare_fn", Box::new(bare)),
         ("floor_2_clock_reads_5_atomics", Box::new(floor)),
@@ -171,20 +189,18 @@ fn calls() -> Vec<(&'static str, Call)> {
         (
             "metrics_macros_per_call",
             Box::new(|x| {
-                metrics::with_local_recorder(&*PROMETHEUS, || {
-                    let start = quanta::Instant::now();
-                    metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").increment(1.0);
-                    let result = bare(x);
-                    metrics::histogram!("duration_seconds", "agent" => "bench", "method" => "macro")
-                        .record(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
-                    metrics::counter!("requests_total", "agent" => "bench", "method" => "macro", "status" => "success")
-                        .increment(1);
-                    metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").decrement(1.0);
-                    result
-                })
+                let start = quanta::Instant::now();
+                metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").increment(1.0);
+                let result = bare(x);
+                metrics::histogram!("duration_seconds", "agent" => "bench", "method" => "macro")
+                    .record(quanta::Instant::now().saturating_duration_since(start).as_secs_f64());
+                metrics::counter!("requests_total", "agent" => "bench", "method" => "macro", "status" => "success")
+                    .increment(1);
+                metrics::gauge!("in_flight", "agent" => "bench", "method" => "macro").decrement(1.0);
+                result
             }),
         ),
-        ("autometrics_3", Box::new(|x| metrics::with_local_recorder(&*PROMETHEUS, || autometrics_sync(x)))),
+        ("autometrics_3", Box::new(autometrics_sync)),
         (
             "prometheus_client_held_handles",
             Box::new(move |x| {
@@ -214,18 +230,28 @@ fn calls() -> Vec<(&'static str, Call)> {
     ]
 }
 
-fn record(c: &mut Criterion) {
-    let calls = calls();
+/// The untraced mesh-metrics rows, measured before any trace scope exists in
+/// the process: the fast path of a program that never traces.
+fn calls_before_any_trace_scope() -> Vec<(&'static str, Call)> {
+    vec![
+        ("mesh_instrumented_sync_no_trace_scope_yet", Box::new(instrumented_sync)),
+        ("mesh_instrumented_async_no_trace_scope_yet", Box::new(|x| poll_once(instrumented_async(x)))),
+    ]
+}
+
+fn one_thread(c: &mut Criterion, calls: &[(&'static str, Call)]) {
     let mut group = c.benchmark_group("record_one_call");
-    for (name, call) in &calls {
+    for (name, call) in calls {
         group.bench_function(*name, |b| b.iter(|| call(black_box(7))));
     }
     group.finish();
+}
 
-    // Two threads on one series: each thread makes `iters` calls; the time
-    // per call is the wall time over `iters`.
+/// Two threads on one series: each thread makes `iters` calls; the time per
+/// call is the wall time of the slower thread over `iters`.
+fn two_threads(c: &mut Criterion, calls: &[(&'static str, Call)]) {
     let mut group = c.benchmark_group("record_one_call_2_threads");
-    for (name, call) in &calls {
+    for (name, call) in calls {
         group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
                 let start = std::sync::Barrier::new(2);
@@ -248,7 +274,19 @@ fn record(c: &mut Criterion) {
         });
     }
     group.finish();
-    metrics::with_local_recorder(&*PROMETHEUS, || PROMETHEUS.handle().run_upkeep());
+}
+
+fn record(c: &mut Criterion) {
+    // First, while no trace scope has ever been entered in this process.
+    let before = calls_before_any_trace_scope();
+    one_thread(c, &before);
+    two_threads(c, &before);
+    // Then as a traced program runs: a scope exists (the untraced rows now
+    // look for a current trace ID at every call's end).
+    poll_once(trace::scope(TRACE, async {}));
+    let calls = calls();
+    one_thread(c, &calls);
+    two_threads(c, &calls);
 }
 
 // ------------------------------------------------------------ business metrics
@@ -303,14 +341,13 @@ fn business(c: &mut Criterion) {
     group.bench_function("mesh_with_unbounded_label", |b| {
         b.iter(|| metrics.unbounded_total.with(black_box(&unbounded)).inc())
     });
-    metrics::with_local_recorder(&*PROMETHEUS, || {
-        let held = metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur");
-        group.bench_function("metrics_held_handle", |b| b.iter(|| held.increment(black_box(1))));
-        group.bench_function("metrics_counter_macro", |b| {
-            b.iter(|| {
-                metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur").increment(black_box(1))
-            })
-        });
+    LazyLock::force(&PROMETHEUS);
+    let held = metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur");
+    group.bench_function("metrics_held_handle", |b| b.iter(|| held.increment(black_box(1))));
+    group.bench_function("metrics_counter_macro", |b| {
+        b.iter(|| {
+            metrics::counter!("business_total", "agent" => "analytics", "currency" => "eur").increment(black_box(1))
+        })
     });
     let family: Family<SiteLabels, PcCounter> = Family::default();
     let held = family.get_or_create(&SiteLabels { agent: "analytics".into(), method: "eur".into() }).clone();
@@ -492,113 +529,6 @@ fn collectors(c: &mut Criterion) {
     group.finish();
 }
 
-// ------------------------------------------------------------------ the endpoint
-
-/// The guide's load test as a timing, against the exporter's default limits:
-/// 1,000 concurrent scrapes, each over its own connection, of an exporter
-/// holding 10,000 series, uncompressed and gzipped (what Prometheus asks
-/// for); one scrape at a time in each encoding (the CPU a scrape costs); and,
-/// once, the peak resident memory of 1,000 concurrent gzipped scrapes of
-/// 100,000 series with the bytes each encoding puts on the wire.
-fn endpoint(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let exporter = runtime.block_on(async {
-        mesh_metrics::Exporter::builder()
-            .listen("127.0.0.1:0".parse().expect("address"))
-            .unlimited_cardinality("load_series_total")
-            .install()
-            .expect("install")
-    });
-    let descriptor = Descriptor {
-        name: "load_series_total".into(),
-        help: "Ten thousand series".into(),
-        kind: MetricKind::Counter,
-        label_names: SERIES_LABELS.into(),
-        unit: None,
-    };
-    let family = mesh_metrics::registry::global().family(&descriptor).expect("family");
-    let add_series = |range: std::ops::Range<usize>| {
-        for i in range {
-            let (agent, method) = labels_of(i);
-            if let Ok(series) = family.series(&[&agent, &method], |_| Cell::Counter(Default::default()))
-                && let Cell::Counter(counter) = series.cell()
-            {
-                counter.increment(i as u64);
-            }
-        }
-    };
-    add_series(0..10_000);
-    let addr = exporter.local_addr();
-    let scrape = move |encoding: &'static str| async move {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request =
-            format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("request");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.expect("response");
-        assert!(response.starts_with(b"HTTP/1.1 200"), "a scrape failed");
-        let head = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |end| end + 4);
-        response.len() - head
-    };
-    let batch = move |encoding: &'static str| async move {
-        let scrapes: Vec<_> = (0..1_000).map(|_| tokio::spawn(scrape(encoding))).collect();
-        let mut bytes = 0;
-        for scrape in scrapes {
-            bytes += black_box(scrape.await.expect("join"));
-        }
-        bytes
-    };
-    let mut group = c.benchmark_group("endpoint");
-    group.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_millis(500));
-    for encoding in ["identity", "gzip"] {
-        group.bench_function(format!("1000_concurrent_scrapes_of_10000_series_{encoding}"), |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    runtime.block_on(batch(encoding));
-                }
-                started.elapsed()
-            })
-        });
-    }
-    for encoding in ["identity", "gzip", "zstd"] {
-        group.bench_function(format!("one_scrape_of_10000_series_{encoding}"), |b| {
-            b.iter(|| runtime.block_on(scrape(encoding)))
-        });
-    }
-    group.finish();
-
-    // Bytes on the wire per scrape, and peak memory during the batch, at
-    // 100,000 series. Printed: criterion has no row type for them.
-    add_series(10_000..100_000);
-    for encoding in ["identity", "gzip", "zstd"] {
-        let bytes = runtime.block_on(scrape(encoding));
-        println!("endpoint/body_bytes_of_100000_series_{encoding}: {bytes}");
-    }
-    let resident_before = vm_kib("VmRSS:");
-    // Resets VmHWM (the peak) to the current RSS (Linux 4.0+).
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let started = Instant::now();
-    let bytes = runtime.block_on(batch("gzip"));
-    let took = started.elapsed();
-    let peak = vm_kib("VmHWM:");
-    println!(
-        "endpoint/1000_concurrent_gzip_scrapes_of_100000_series: {took:?}, {} MiB sent, resident {} MiB before, \
-         peak {} MiB during (peak reset: {reset})",
-        bytes >> 20,
-        resident_before >> 10,
-        peak >> 10
-    );
-    runtime.block_on(exporter.shutdown());
-}
-
-/// A `kB` line of `/proc/self/status`.
-fn vm_kib(key: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|line| line.strip_prefix(key)?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
-}
-
 // ---------------------------------------------------------------------- memory
 
 fn resident_bytes() -> u64 {
@@ -627,6 +557,10 @@ fn memory(_: &mut Criterion) {
         let registry = mesh_counters(N, false);
         Box::new(move || mesh_metrics::render_classic(&registry).len())
     });
+    measure("mesh_metrics_traced", &|| {
+        let registry = mesh_counters(N, true);
+        Box::new(move || mesh_metrics::render_openmetrics(&registry).len())
+    });
     measure("prometheus_client", &|| {
         let registry = pc_counters(N);
         Box::new(move || pc_encode(&registry).len())
@@ -635,7 +569,48 @@ fn memory(_: &mut Criterion) {
         let handle = mep_counters(N);
         Box::new(move || handle.render().len())
     });
+    call_site_memory();
 }
 
-criterion_group!(benches, memory, record, business, render, collectors, endpoint);
+/// Resident memory per `#[instrumented]` call site: its three status
+/// counters, duration histogram (default buckets) and share of the in-flight
+/// gauge, registered (as `install()` does for every site) and then called
+/// from as many threads as there are shards (a busy site on a busy host).
+fn call_site_memory() {
+    use mesh_metrics::__private::{CallSite, Status, run_sync};
+    const SITES: usize = 10_000;
+    let shards = mesh_metrics::registry::shard_count();
+    let before = resident_bytes();
+    let sites: Vec<&'static CallSite> = (0..SITES)
+        .map(|i| {
+            let method: &'static str = Box::leak(format!("method-{i}").into_boxed_str());
+            &*Box::leak(Box::new(CallSite::new("memory", method, "http", "compare.rs")))
+        })
+        .collect();
+    let named = resident_bytes();
+    for site in &sites {
+        site.register();
+    }
+    let registered = resident_bytes();
+    std::thread::scope(|scope| {
+        for _ in 0..shards {
+            scope.spawn(|| {
+                for site in &sites {
+                    black_box(run_sync(site, None, || 1u32, |_| Status::Success));
+                }
+            });
+        }
+    });
+    let called = resident_bytes();
+    let per_site = |from: u64, to: u64| to.saturating_sub(from) as f64 / SITES as f64;
+    println!(
+        "memory/mesh_call_site: {:.0} B per site registered, {:.0} B once called from {shards} threads \
+         ({shards} shards; the site's names and statics: {:.0} B, not counted)",
+        per_site(named, registered),
+        per_site(named, called),
+        per_site(before, named),
+    );
+}
+
+criterion_group!(benches, memory, record, business, render, collectors);
 criterion_main!(benches);
