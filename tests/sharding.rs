@@ -63,25 +63,27 @@ fn sample(samples: &HashMap<String, f64>, name: &str, labels: &str) -> f64 {
 fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
     assert!(shard_count().is_power_of_two() && shard_count() <= registry::MAX_SHARDS);
     let running = AtomicBool::new(true);
+    let calling = AtomicBool::new(true);
     let scrapes = std::thread::scope(|scope| {
         let scraper = scope.spawn(|| {
             let mut previous: HashMap<String, f64> = HashMap::new();
-            let mut scrapes = 0u64;
+            let mut scrapes_during_calls = 0u64;
             while running.load(Ordering::Relaxed) {
+                let during_calls = calling.load(Ordering::Relaxed);
                 let samples = scrape();
                 for (key, value) in &samples {
                     if key.starts_with("mcp_mesh_connections_active") {
                         assert!(*value >= 0.0, "{key} = {value}: a negative number in flight");
                         assert!(*value <= (THREADS + TASKS) as f64, "{key} = {value}: more in flight than callers");
-                    } else if key.contains("_total") || key.contains("_bucket") || key.contains("_count") {
+                    } else if ["_total", "_bucket", "_count", "_sum"].iter().any(|suffix| key.contains(suffix)) {
                         let before = previous.get(key).copied().unwrap_or(0.0);
                         assert!(*value >= before, "{key} went down between scrapes: {before} -> {value}");
                     }
                 }
                 previous = samples;
-                scrapes += 1;
+                scrapes_during_calls += u64::from(during_calls);
             }
-            scrapes
+            scrapes_during_calls
         });
 
         // Sync callers on plain threads, half of them traced.
@@ -119,13 +121,14 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
         for caller in callers {
             caller.join().expect("caller");
         }
+        calling.store(false, Ordering::Relaxed);
         // Scrape a while longer after the callers end, then stop.
         std::thread::sleep(Duration::from_millis(50));
         running.store(false, Ordering::Relaxed);
         scraper.join().expect("scraper")
     });
-    assert!(scrapes >= 2, "the scraper ran while calls were made: {scrapes} scrapes");
-    eprintln!("{scrapes} scrapes during the run");
+    assert!(scrapes >= 1, "the scraper ran while calls were made: {scrapes} scrapes");
+    eprintln!("{scrapes} scrapes while calls were made");
 
     // At rest: exact totals, nothing in flight.
     let samples = scrape();
@@ -155,4 +158,18 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
     for (key, value) in in_flight {
         assert_eq!(*value, 0.0, "{key}: nothing is in flight at rest");
     }
+
+    // Exemplars, read across the shards, carry the trace IDs the calls had.
+    let text = mesh_metrics::render_openmetrics(registry::global());
+    let traced: Vec<u128> = (1..=THREADS as u128).step_by(2).chain((100..100 + TASKS as u128).step_by(2)).collect();
+    let mut exemplars = 0;
+    for sample in exposition::parse(Format::OpenMetrics, &text).expect("valid") {
+        let ours = sample.label_pairs.iter().any(|(name, value)| name == "agent" && value == AGENT);
+        if let (true, Some(exemplar)) = (ours, &sample.exemplar) {
+            let id = u128::from_str_radix(&exemplar.trace_id, 16).expect("hex");
+            assert!(traced.contains(&id), "{}: exemplar trace ID {id:x} was never a call's", sample.name);
+            exemplars += 1;
+        }
+    }
+    assert!(exemplars > 0, "traced calls leave exemplars");
 }

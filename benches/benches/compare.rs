@@ -77,6 +77,27 @@ fn floor(x: u64) -> u64 {
     result
 }
 
+thread_local! {
+    static FLOOR_PER_THREAD: [AtomicU64; 5] = const { [const { AtomicU64::new(0) }; 5] };
+}
+
+/// The floor with each thread's five atomics its own (a thread-local): the
+/// least two threads can pay when they share no cache line.
+#[inline(never)]
+fn floor_per_thread(x: u64) -> u64 {
+    FLOOR_PER_THREAD.with(|cells| {
+        let start = quanta::Instant::now();
+        cells[0].fetch_add(1, Relaxed);
+        let result = black_box(x).wrapping_mul(31);
+        let nanos = quanta::Instant::now().saturating_duration_since(start).as_nanos() as u64;
+        cells[1].fetch_add(nanos, Relaxed);
+        cells[2].fetch_add(1, Relaxed);
+        cells[3].fetch_add(1, Relaxed);
+        cells[4].fetch_sub(1, Relaxed);
+        result
+    })
+}
+
 fn poll_once<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
@@ -170,6 +191,7 @@ fn calls() -> Vec<(&'static str, Call)> {
     vec![
         ("bare_fn", Box::new(bare)),
         ("floor_2_clock_reads_5_atomics", Box::new(floor)),
+        ("floor_per_thread_atomics", Box::new(floor_per_thread)),
         ("mesh_instrumented_sync", Box::new(instrumented_sync)),
         ("mesh_instrumented_async", Box::new(|x| poll_once(instrumented_async(x)))),
         ("mesh_instrumented_sync_with_trace_id", Box::new(|x| instrumented_sync_traced(TRACE, x))),
@@ -234,6 +256,8 @@ fn calls() -> Vec<(&'static str, Call)> {
 /// the process: the fast path of a program that never traces.
 fn calls_before_any_trace_scope() -> Vec<(&'static str, Call)> {
     vec![
+        ("floor_2_clock_reads_5_atomics_no_trace_scope_yet", Box::new(floor)),
+        ("floor_per_thread_atomics_no_trace_scope_yet", Box::new(floor_per_thread)),
         ("mesh_instrumented_sync_no_trace_scope_yet", Box::new(instrumented_sync)),
         ("mesh_instrumented_async_no_trace_scope_yet", Box::new(|x| poll_once(instrumented_async(x)))),
     ]
@@ -536,9 +560,38 @@ fn resident_bytes() -> u64 {
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
 }
 
-/// Not a timing: resident memory per counter series, printed once per run,
-/// first (before the timings leave freed pages behind).
+/// The memory measurements, each run in a process of its own: in one process
+/// a measurement would reuse the pages an earlier one freed and look smaller.
+const MEMORY_MEASUREMENTS: [&str; 5] =
+    ["mesh_metrics", "mesh_metrics_traced", "prometheus_client", "metrics_exporter_prometheus", "mesh_call_site"];
+
+/// Set in the child process that runs one memory measurement.
+const MEMORY_CHILD: &str = "MESH_BENCH_MEMORY";
+
+/// Not a timing: resident memory per counter series and per call site,
+/// printed once per run, first. Each measurement re-runs this bench binary
+/// with [`MEMORY_CHILD`] set, which measures and exits before any timing.
 fn memory(_: &mut Criterion) {
+    if let Ok(name) = std::env::var(MEMORY_CHILD) {
+        measure_memory(&name);
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().expect("the bench binary");
+    for name in MEMORY_MEASUREMENTS {
+        let output = std::process::Command::new(&exe)
+            .args(["--bench", "memory-child-runs-no-timings"])
+            .env(MEMORY_CHILD, name)
+            .output()
+            .expect("run the memory measurement");
+        assert!(output.status.success(), "memory/{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for line in stdout.lines().filter(|line| line.starts_with("memory/")) {
+            println!("{line}");
+        }
+    }
+}
+
+fn measure_memory(name: &str) {
     const N: usize = 100_000;
     let measure = |name: &str, build: &dyn Fn() -> Box<dyn Fn() -> usize>| {
         let before = resident_bytes();
@@ -553,34 +606,37 @@ fn memory(_: &mut Criterion) {
         );
         std::mem::forget(render);
     };
-    measure("mesh_metrics", &|| {
-        let registry = mesh_counters(N, false);
-        Box::new(move || mesh_metrics::render_classic(&registry).len())
-    });
-    measure("mesh_metrics_traced", &|| {
-        let registry = mesh_counters(N, true);
-        Box::new(move || mesh_metrics::render_openmetrics(&registry).len())
-    });
-    measure("prometheus_client", &|| {
-        let registry = pc_counters(N);
-        Box::new(move || pc_encode(&registry).len())
-    });
-    measure("metrics_exporter_prometheus", &|| {
-        let handle = mep_counters(N);
-        Box::new(move || handle.render().len())
-    });
-    call_site_memory();
+    match name {
+        "mesh_metrics" => measure(name, &|| {
+            let registry = mesh_counters(N, false);
+            Box::new(move || mesh_metrics::render_classic(&registry).len())
+        }),
+        "mesh_metrics_traced" => measure(name, &|| {
+            let registry = mesh_counters(N, true);
+            Box::new(move || mesh_metrics::render_openmetrics(&registry).len())
+        }),
+        "prometheus_client" => measure(name, &|| {
+            let registry = pc_counters(N);
+            Box::new(move || pc_encode(&registry).len())
+        }),
+        "metrics_exporter_prometheus" => measure(name, &|| {
+            let handle = mep_counters(N);
+            Box::new(move || handle.render().len())
+        }),
+        "mesh_call_site" => call_site_memory(),
+        other => panic!("no memory measurement named {other}"),
+    }
 }
 
 /// Resident memory per `#[instrumented]` call site: its three status
 /// counters, duration histogram (default buckets) and share of the in-flight
-/// gauge, registered (as `install()` does for every site) and then called
-/// from as many threads as there are shards (a busy site on a busy host).
+/// gauge, registered (as `install()` does for every site), then called from
+/// as many threads as there are shards, all alive at once (a busy site on a
+/// busy host), untraced and then traced (exemplar slots in every shard).
 fn call_site_memory() {
     use mesh_metrics::__private::{CallSite, Status, run_sync};
     const SITES: usize = 10_000;
     let shards = mesh_metrics::registry::shard_count();
-    let before = resident_bytes();
     let sites: Vec<&'static CallSite> = (0..SITES)
         .map(|i| {
             let method: &'static str = Box::leak(format!("method-{i}").into_boxed_str());
@@ -592,23 +648,30 @@ fn call_site_memory() {
         site.register();
     }
     let registered = resident_bytes();
-    std::thread::scope(|scope| {
-        for _ in 0..shards {
-            scope.spawn(|| {
-                for site in &sites {
-                    black_box(run_sync(site, None, || 1u32, |_| Status::Success));
-                }
-            });
-        }
-    });
-    let called = resident_bytes();
+    let call_all = |trace: Option<TraceId>| {
+        let alive = std::sync::Barrier::new(shards);
+        std::thread::scope(|scope| {
+            for _ in 0..shards {
+                scope.spawn(|| {
+                    alive.wait(); // every thread holds its own index (and shard)
+                    for site in &sites {
+                        black_box(run_sync(site, trace, || 1u32, |_| Status::Success));
+                    }
+                    alive.wait();
+                });
+            }
+        });
+        resident_bytes()
+    };
+    let called = call_all(None);
+    let traced = call_all(Some(TRACE));
     let per_site = |from: u64, to: u64| to.saturating_sub(from) as f64 / SITES as f64;
     println!(
         "memory/mesh_call_site: {:.0} B per site registered, {:.0} B once called from {shards} threads \
-         ({shards} shards; the site's names and statics: {:.0} B, not counted)",
+         ({shards} shards), {:.0} B once traced calls kept exemplars in them",
         per_site(named, registered),
         per_site(named, called),
-        per_site(before, named),
+        per_site(named, traced),
     );
 }
 

@@ -1,8 +1,11 @@
 //! What the cardinality guard costs, side by side in one run:
-//! an increment on an existing series (held handle, and `counter!` with its
-//! registration per call) with and without the guard, a first-time
-//! registration with and without it, and the resident memory a flood of
-//! 1,000,000 distinct label values leaves behind with and without it.
+//! on the `metrics` facade, an increment on an existing series (held handle,
+//! and `counter!` with its registration per call) and a first-time
+//! registration, without the guard layer, with it, and past its limit; in
+//! mesh-metrics' registry, the paths the guard makes differ (a lookup, a
+//! value cut to the length limit, a label set admitted, one folded past the
+//! limit); and the resident memory a flood of 1,000,000 distinct label values
+//! leaves behind with and without it.
 //!
 //! `cargo bench -p mesh-metrics --bench guard`
 

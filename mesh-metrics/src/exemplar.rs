@@ -1,12 +1,13 @@
-//! Where exemplars are kept: one slot per histogram bucket and per counter,
-//! holding the most recent traced observation.
+//! Where exemplars are kept: one slot per histogram bucket and per counter
+//! (per shard, for an instrumented fn's striped cells), holding the most
+//! recent traced observation; a scrape takes the newest across shards.
 //!
 //! A slot is a sequence lock over four atomics. A writer claims it with one
 //! compare-and-swap and, if another writer holds it at that instant, gives up
 //! (the other observation is just as recent, so nothing of value is lost). A
 //! scrape reads the four words and retries if a writer got in between. No
-//! thread ever waits for another, and recording allocates nothing: a series'
-//! slots are allocated once, by its first traced observation.
+//! thread waits for another to record: a series' (or shard's) slots are
+//! allocated once, by its first traced observation.
 
 use std::sync::LazyLock;
 use std::sync::OnceLock;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::names::exporter as names;
-use crate::registry::{Cell, Descriptor, Family, Histogram, Layout, MetricKind, Registry, Series};
+use crate::registry::{Cell, Descriptor, Entered, Family, Histogram, Layout, MetricKind, Registry, Series};
 use crate::scrape::{Encoding, Format};
 
 const fn descriptor(
@@ -102,8 +102,8 @@ impl ServerMetrics {
     /// A scrape started; the guard ends it.
     pub(crate) fn scrape(&self) -> InFlight<'_> {
         let entered = match self.in_flight.as_deref().map(Series::cell) {
-            Some(Cell::InFlight(gauge)) => gauge.enter(),
-            _ => 0,
+            Some(Cell::InFlight(gauge)) => Some(gauge.enter()),
+            _ => None,
         };
         InFlight(self, entered)
     }
@@ -151,12 +151,14 @@ fn count(family: Option<&Family>, label: &str, by: u64) {
 }
 
 /// A scrape in flight (and the in-flight shard it entered); dropping it ends it.
-pub(crate) struct InFlight<'a>(&'a ServerMetrics, usize);
+pub(crate) struct InFlight<'a>(&'a ServerMetrics, Option<Entered>);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some(Cell::InFlight(gauge)) = self.0.in_flight.as_deref().map(Series::cell) {
-            gauge.exit(self.1);
+        if let (Some(Cell::InFlight(gauge)), Some(entered)) =
+            (self.0.in_flight.as_deref().map(Series::cell), self.1.take())
+        {
+            gauge.exit(entered);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
-use super::stripes::{Stripes, thread_index};
+use super::stripes::{Aligned, Stripes};
 use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
 use crate::trace::TraceId;
 
@@ -42,9 +42,10 @@ struct CounterShard {
 }
 
 impl Counter {
-    /// A counter with a shard per core (see [`shard_count`](super::shard_count)):
-    /// what an instrumented fn's status counter is.
-    pub fn striped() -> Self {
+    /// A counter with a shard per thread (see [`shard_count`](super::shard_count))
+    /// for [`increment_at`](Self::increment_at): what an instrumented fn's
+    /// status counter is.
+    pub(crate) fn striped() -> Self {
         let extras = CounterExtras { stripes: Some(Stripes::per_thread()), ..CounterExtras::default() };
         Self { whole: AtomicU64::new(0), extras: OnceLock::from(Box::new(extras)) }
     }
@@ -155,13 +156,14 @@ impl Gauge {
 }
 
 /// A gauge of whole things in flight: `+1` on entry, `-1` on exit, one
-/// `fetch_add` each, in a shard per core (see [`shard_count`](super::shard_count)).
+/// `fetch_add` each. A [`striped`](Self::striped) one (an instrumented fn's)
+/// has a shard per thread (see [`shard_count`](super::shard_count)).
 ///
-/// An exit goes to the shard its entry went to (the index [`enter`](Self::enter)
-/// returns), even when the call has moved to another thread since: every shard
-/// then counts the calls in flight that entered it, never less than zero, and
-/// a scrape that reads the shards one after another sums counts that were each
-/// true when read.
+/// An exit goes to the shard its entry went to (what [`enter`](Self::enter)
+/// returns), even when the call has moved to another thread since: every
+/// shard then counts the calls in flight that entered it, never less than
+/// zero, and a scrape that reads the shards one after another sums counts
+/// that were each true when read.
 #[derive(Debug)]
 pub struct InFlight {
     shards: Stripes<AtomicI64>,
@@ -169,17 +171,34 @@ pub struct InFlight {
 
 impl Default for InFlight {
     fn default() -> Self {
-        Self { shards: Stripes::per_thread() }
+        Self { shards: Stripes::single() }
     }
 }
 
+/// One entry into an [`InFlight`] gauge, which its [`exit`](InFlight::exit)
+/// consumes: the exit goes to the shard the entry went to.
+#[must_use = "pass it to `InFlight::exit`, or the gauge stays up"]
+#[derive(Debug)]
+pub struct Entered(usize);
+
 impl InFlight {
-    /// One more in flight; pass what it returns to [`exit`](Self::exit).
+    /// A gauge with a shard per thread: what an instrumented fn's is.
+    pub fn striped() -> Self {
+        Self { shards: Stripes::per_thread() }
+    }
+
+    /// One more in flight.
     #[inline]
-    pub fn enter(&self) -> usize {
-        let thread = thread_index();
+    pub fn enter(&self) -> Entered {
+        let thread = self.shards.local_index();
         self.enter_at(thread);
-        thread
+        Entered(thread)
+    }
+
+    /// One fewer in flight: the one `entered` counted.
+    #[inline]
+    pub fn exit(&self, entered: Entered) {
+        self.exit_at(entered.0);
     }
 
     /// One more in flight, in the shard of the thread with this index.
@@ -188,10 +207,10 @@ impl InFlight {
         self.shards.at(thread).fetch_add(1, Relaxed);
     }
 
-    /// One fewer in flight, in the shard `entered` (what [`enter`](Self::enter)
-    /// returned) names.
+    /// One fewer in flight, in the shard of the thread with this index, which
+    /// must be the one the call entered.
     #[inline]
-    pub fn exit(&self, entered: usize) {
+    pub(crate) fn exit_at(&self, entered: usize) {
         self.shards.at(entered).fetch_sub(1, Relaxed);
     }
 
@@ -235,16 +254,17 @@ struct HistogramState {
     shards: Stripes<HistogramShard>,
 }
 
-/// A histogram's part on one core.
+/// A histogram's part on one thread.
 #[derive(Debug)]
 struct HistogramShard {
-    /// `[sum_nanos, sum_bits, bucket 0, ..., +Inf]`: the duration sum shares a
-    /// cache line with the first (busiest) buckets.
+    /// `[sum_nanos, sum_bits, bucket 0, ..., +Inf]`, in cache lines of their
+    /// own: the duration sum shares a line with the first (busiest) buckets,
+    /// and no other shard's cells share any of them.
     ///
     /// `sum_nanos` adds durations exactly, in one `fetch_add`, and spills into
-    /// `sum_bits` before it could wrap; `sum_bits` holds the sum of `observe`
+    /// `spilled` before it could wrap; `sum_bits` holds the sum of `observe`
     /// values as `f64` bits; buckets are per bucket.
-    cells: Box<[AtomicU64]>,
+    cells: Cells,
     /// One exemplar per bucket, allocated by the first traced observation.
     exemplars: Slots,
     /// The part of the nanosecond sum moved out of `sum_nanos`.
@@ -270,31 +290,52 @@ const FIRST_BUCKET: usize = 2;
 /// in weeks), it is moved into a count of spills, so the sum never wraps.
 const SPILL_NANOS: u64 = 1 << 62;
 
-impl HistogramShard {
-    fn new(buckets: usize) -> Self {
-        let cells = (0..FIRST_BUCKET + buckets).map(|_| AtomicU64::new(0)).collect();
-        Self { cells, exemplars: Slots::default(), spilled: Spilled::default() }
+/// Atomic cells in whole cache lines.
+#[derive(Debug)]
+struct Cells {
+    lines: Box<[Aligned<[AtomicU64; 8]>]>,
+    len: usize,
+}
+
+impl Cells {
+    fn new(len: usize) -> Self {
+        let lines = (0..len.div_ceil(8)).map(|_| Aligned(Default::default())).collect();
+        Self { lines, len }
     }
 
-    /// One per bound, then the `+Inf` bucket.
     #[inline]
-    fn buckets(&self) -> &[AtomicU64] {
-        self.cells.get(FIRST_BUCKET..).unwrap_or_default()
+    fn get(&self, index: usize) -> Option<&AtomicU64> {
+        if index >= self.len {
+            return None;
+        }
+        self.lines.get(index / 8)?.0.get(index % 8)
+    }
+}
+
+impl HistogramShard {
+    fn new(buckets: usize) -> Self {
+        Self { cells: Cells::new(FIRST_BUCKET + buckets), exemplars: Slots::default(), spilled: Spilled::default() }
+    }
+
+    /// How many buckets: one per bound, then the `+Inf` bucket.
+    fn bucket_count(&self) -> usize {
+        self.cells.len - FIRST_BUCKET
+    }
+
+    /// Bucket `index`'s count.
+    fn bucket(&self, index: usize) -> u64 {
+        self.cells.get(FIRST_BUCKET + index).map_or(0, |cell| cell.load(Relaxed))
     }
 
     #[inline]
     fn bump(&self, index: usize) {
-        if let Some(bucket) = self.buckets().get(index) {
+        if let Some(bucket) = self.cells.get(FIRST_BUCKET + index) {
             bucket.fetch_add(1, Relaxed);
         }
     }
 
     fn cell(&self, index: usize) -> u64 {
         self.cells.get(index).map_or(0, |cell| cell.load(Relaxed))
-    }
-
-    fn sum(&self) -> f64 {
-        f64::from_bits(self.cell(SUM_BITS)) + self.sum_nanos() as f64 / 1e9
     }
 
     /// The exact nanosecond sum, read consistently with any spill.
@@ -350,7 +391,7 @@ impl HistogramShard {
 
     #[inline]
     fn exemplar(&self, index: usize, trace_id: TraceId, value: f64, at: Stamp) {
-        if let Some(slot) = self.exemplars.get_or_alloc(index, self.buckets().len()) {
+        if let Some(slot) = self.exemplars.get_or_alloc(index, self.bucket_count()) {
             slot.record(trace_id, value, at);
         }
     }
@@ -381,24 +422,22 @@ impl HistogramState {
         (shard, index)
     }
 
+    /// The sum: the shards' exact nanosecond sums added as integers and
+    /// converted once, plus their `f64` sums.
     fn sum(&self) -> f64 {
-        self.shards.iter().map(HistogramShard::sum).sum()
+        let nanos: u128 = self.shards.iter().map(HistogramShard::sum_nanos).sum();
+        let values: f64 = self.shards.iter().map(|shard| f64::from_bits(shard.cell(SUM_BITS))).sum();
+        values + nanos as f64 / 1e9
     }
 
-    /// Adds this state's per-bucket counts (one per bound, then `+Inf`) into
-    /// `counts`, which holds one slot per bucket.
-    fn add_buckets(&self, counts: &mut [u64]) {
-        for shard in self.shards.iter() {
-            for (count, bucket) in counts.iter_mut().zip(shard.buckets()) {
-                *count = count.wrapping_add(bucket.load(Relaxed));
-            }
-        }
+    /// Adds this state's count of bucket `index` (one per bound, then `+Inf`)
+    /// over all shards.
+    fn bucket(&self, index: usize) -> u64 {
+        self.shards.iter().fold(0, |total, shard| total.wrapping_add(shard.bucket(index)))
     }
 
     fn count(&self) -> u64 {
-        let mut counts = vec![0; self.layout.bounds().len() + 1];
-        self.add_buckets(&mut counts);
-        counts.iter().fold(0, |total, count| total.wrapping_add(*count))
+        (0..=self.layout.bounds().len()).fold(0, |total, index| total.wrapping_add(self.bucket(index)))
     }
 
     /// The latest exemplar of bucket `index` across the shards.
@@ -441,7 +480,7 @@ impl Histogram {
             return None;
         }
         let index = state.layout.bounds().partition_point(|bound| *bound < value);
-        let shard = state.shard(thread_index());
+        let shard = state.shard(state.shards.local_index());
         shard.bump(index);
         if let Some(sum) = shard.cells.get(SUM_BITS) {
             add_f64(sum, value);
@@ -460,7 +499,8 @@ impl Histogram {
     /// Records a duration given in nanoseconds; the sum stays exact.
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
-        self.state().observe_nanos(thread_index(), nanos);
+        let state = self.state();
+        state.observe_nanos(state.shards.local_index(), nanos);
     }
 
     /// Records a duration in the shard of the thread with index `thread` and,
@@ -518,21 +558,18 @@ impl Histogram {
         let relaid = self.relaid.get();
         let state = relaid.map_or(&*self.initial, |state| &**state);
         cumulative.clear();
-        cumulative.resize(state.layout.bounds().len() + 1, 0);
-        state.add_buckets(cumulative);
+        cumulative.extend((0..=state.layout.bounds().len()).map(|index| state.bucket(index)));
         let mut sum = state.sum();
         if let Some(current) = relaid {
             // Observations made before the re-lay, each in the first bucket of
             // the current layout at or above its old bucket's upper bound.
             let old = &self.initial;
-            let mut old_counts = vec![0; old.layout.bounds().len() + 1];
-            old.add_buckets(&mut old_counts);
             let bounds = current.layout.bounds();
-            for (i, count) in old_counts.into_iter().enumerate() {
+            for i in 0..=old.layout.bounds().len() {
                 let target =
                     old.layout.bounds().get(i).map_or(bounds.len(), |bound| bounds.partition_point(|new| new < bound));
                 if let Some(slot) = cumulative.get_mut(target) {
-                    *slot = slot.wrapping_add(count);
+                    *slot = slot.wrapping_add(old.bucket(i));
                 }
             }
             sum += old.sum();
@@ -600,6 +637,37 @@ mod tests {
         assert_eq!(cumulative, vec![1, 2, 3, 4]);
         assert_eq!(count, 4);
         assert_eq!(sum, 0.5 + 2.010000001);
+    }
+
+    #[test]
+    fn striped_cells_add_up_across_threads_exactly() {
+        let histogram = Histogram::striped(Arc::new(Layout::new(&[0.001, 1.0]).expect("valid layout")));
+        let counter = Counter::striped();
+        let in_flight = InFlight::striped();
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                let (histogram, counter, in_flight) = (&histogram, &counter, &in_flight);
+                scope.spawn(move || {
+                    let index = super::super::stripes::thread_index();
+                    for i in 0..10_000u64 {
+                        let entered = in_flight.enter();
+                        let nanos = [500, 1_000_000, 2_000_000][(i % 3) as usize];
+                        histogram.observe_nanos_at(index, nanos, None);
+                        counter.increment_at(index, 1);
+                        in_flight.exit(entered);
+                    }
+                });
+            }
+        });
+        let mut cumulative = Vec::new();
+        let (count, sum, _) = histogram.read(&mut cumulative);
+        assert_eq!(cumulative, vec![6 * (3_334 + 3_333), 60_000, 60_000], "500 ns and 1 ms are at or under 1 ms");
+        assert_eq!(count, 60_000);
+        let expected_nanos = 6 * (3_334 * 500 + 3_333 * 1_000_000 + 3_333 * 2_000_000u64);
+        assert_eq!(sum, expected_nanos as f64 / 1e9);
+        assert_eq!(counter.get(), 60_000.0);
+        assert_eq!(in_flight.get(), 0);
+        assert!(in_flight.shards.iter().all(|shard| shard.load(Relaxed) == 0), "no shard went below zero");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
-pub use cells::{Counter, Gauge, Histogram, InFlight};
+pub use cells::{Counter, Entered, Gauge, Histogram, InFlight};
 pub use layout::{DEFAULT_BUCKETS, Layout};
 pub use series::{LabelValues, Series};
 pub use snapshot::{FamilySnapshot, SeriesSnapshot, Snapshot, ValueSnapshot};
