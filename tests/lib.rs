@@ -5,6 +5,7 @@
 //! stopped.
 
 pub mod exposition;
+pub mod metrics_proto;
 mod tools;
 mod warnings;
 
@@ -25,8 +26,10 @@ pub struct Response {
     pub status: u16,
     /// Header `(name, value)` pairs, names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// The body.
+    /// The body, when it is UTF-8 (else empty: see `bytes`).
     pub body: String,
+    /// The body as sent (after de-chunking).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -62,8 +65,9 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
 }
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
-    let text = String::from_utf8(raw.to_vec()).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let split = raw.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(raw.get(..split)?).ok()?;
+    let body = raw.get(split + 4..)?;
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
@@ -71,19 +75,22 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(body)? } else { body.to_owned() };
-    Some(Response { status, headers, body })
+    let bytes = if chunked { dechunk(body)? } else { body.to_vec() };
+    let body = String::from_utf8(bytes.clone()).unwrap_or_default();
+    Some(Response { status, headers, body, bytes })
 }
 
-fn dechunk(mut rest: &str) -> Option<String> {
-    let mut body = String::new();
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
     loop {
-        let (size, after) = rest.split_once("\r\n")?;
+        let line_end = rest.windows(2).position(|window| window == b"\r\n")?;
+        let size = std::str::from_utf8(rest.get(..line_end)?).ok()?;
         let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        let after = rest.get(line_end + 2..)?;
         if size == 0 {
             return Some(body);
         }
-        body.push_str(after.get(..size)?);
+        body.extend_from_slice(after.get(..size)?);
         rest = after.get(size + 2..)?;
     }
 }

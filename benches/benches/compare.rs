@@ -8,8 +8,10 @@
 //!   `metrics-0_24` backend, same exporter), and `prometheus-client` 0.26
 //!   families with held handles and with `get_or_create` per call;
 //! * the same with 2 threads on one series;
+//! * a histogram observation, classic against native;
 //! * a business-metric increment on bounded and unbounded labels;
-//! * rendering 1k/10k/100k counter series and 10k histogram series;
+//! * rendering 1k/10k/100k counter series and 10k histogram series, in the
+//!   classic, OpenMetrics and protobuf formats (and 10k native histograms);
 //! * resident memory per counter series (untraced and traced), after
 //!   registration and after a render, and per instrumented call site with its
 //!   per-core shards.
@@ -379,6 +381,41 @@ fn business(c: &mut Criterion) {
     group.finish();
 }
 
+// ------------------------------------------------------------ histogram observe
+
+/// One observation into a histogram, classic against native, on one thread:
+/// durations that cycle through 64 values from 1 ms to 1 s (so every bucket
+/// of the default layout is hit, and about 80 native buckets).
+fn observe(c: &mut Criterion) {
+    let durations: Vec<u64> = (0..64).map(|i| (1e6 * 1000f64.powf(f64::from(i) / 63.0)) as u64).collect();
+    let classic = Layout::default_latency();
+    let native = *mesh_metrics::NativeHistograms::new().config();
+    let histograms = [
+        ("classic", MeshHistogram::new(std::sync::Arc::new(classic.clone()))),
+        ("classic_striped", MeshHistogram::striped(std::sync::Arc::new(classic.clone()))),
+        ("native", MeshHistogram::new(std::sync::Arc::new(Layout::native_only(native)))),
+        ("native_and_classic", MeshHistogram::new(std::sync::Arc::new(classic.with_native(native)))),
+    ];
+    let mut group = c.benchmark_group("histogram_observe");
+    for (name, histogram) in &histograms {
+        let mut i = 0usize;
+        group.bench_function(format!("{name}_duration"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 63;
+                histogram.observe_nanos(black_box(durations[i]))
+            })
+        });
+        let mut i = 0usize;
+        group.bench_function(format!("{name}_f64"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 63;
+                histogram.observe(black_box(durations[i] as f64 / 1e9))
+            })
+        });
+    }
+    group.finish();
+}
+
 // ------------------------------------------------------------------- rendering
 
 const SERIES_LABELS: &[&str] = &["agent", "method"];
@@ -432,6 +469,33 @@ fn mesh_histograms(n: usize) -> Registry {
         if let Cell::Histogram(histogram) = family.series(&[&agent, &method], make).expect("series").cell() {
             // With a trace ID: OpenMetrics renders an exemplar on the bucket.
             histogram.observe_traced(0.001 * (i % 3000) as f64, TRACE);
+        }
+    }
+    registry
+}
+
+/// `n` native-only histogram series, each with observations over 40 buckets.
+fn mesh_native_histograms(n: usize) -> Registry {
+    let registry = Registry::new();
+    registry.set_policy(
+        mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
+    );
+    let descriptor = Descriptor {
+        name: "render_native_duration_seconds".into(),
+        help: "Latency".into(),
+        kind: MetricKind::Histogram,
+        label_names: SERIES_LABELS.into(),
+        unit: None,
+    };
+    let layout = Layout::native_only(*mesh_metrics::NativeHistograms::new().config());
+    let family = registry.family_with_layout(&descriptor, Some(layout)).expect("family");
+    for i in 0..n {
+        let (agent, method) = labels_of(i);
+        let make = |layout: &std::sync::Arc<Layout>| Cell::Histogram(MeshHistogram::new(layout.clone()));
+        if let Cell::Histogram(histogram) = family.series(&[&agent, &method], make).expect("series").cell() {
+            for step in 0..40 {
+                histogram.observe(0.001 * 1.09f64.powi(step + (i % 7) as i32));
+            }
         }
     }
     registry
@@ -504,6 +568,9 @@ fn render(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("mesh_openmetrics_counters", n), &ours, |b, r| {
             b.iter(|| mesh_metrics::render_openmetrics(r))
         });
+        group.bench_with_input(BenchmarkId::new("mesh_protobuf_counters", n), &ours, |b, r| {
+            b.iter(|| mesh_metrics::render_protobuf(r))
+        });
         drop(ours);
         let pc = pc_counters(n);
         group.bench_with_input(BenchmarkId::new("prometheus_client_counters", n), &pc, |b, r| b.iter(|| pc_encode(r)));
@@ -521,7 +588,18 @@ fn render(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("mesh_openmetrics_histograms", n), &ours, |b, r| {
         b.iter(|| mesh_metrics::render_openmetrics(r))
     });
+    group.bench_with_input(BenchmarkId::new("mesh_protobuf_histograms", n), &ours, |b, r| {
+        b.iter(|| mesh_metrics::render_protobuf(r))
+    });
     drop(ours);
+    let native = mesh_native_histograms(n);
+    group.bench_with_input(BenchmarkId::new("mesh_protobuf_native_histograms", n), &native, |b, r| {
+        b.iter(|| mesh_metrics::render_protobuf(r))
+    });
+    group.bench_with_input(BenchmarkId::new("mesh_classic_native_histograms", n), &native, |b, r| {
+        b.iter(|| mesh_metrics::render_classic(r))
+    });
+    drop(native);
     let pc = pc_histograms(n);
     group.bench_with_input(BenchmarkId::new("prometheus_client_histograms", n), &pc, |b, r| b.iter(|| pc_encode(r)));
     drop(pc);
@@ -562,8 +640,14 @@ fn resident_bytes() -> u64 {
 
 /// The memory measurements, each run in a process of its own: in one process
 /// a measurement would reuse the pages an earlier one freed and look smaller.
-const MEMORY_MEASUREMENTS: [&str; 5] =
-    ["mesh_metrics", "mesh_metrics_traced", "prometheus_client", "metrics_exporter_prometheus", "mesh_call_site"];
+const MEMORY_MEASUREMENTS: [&str; 6] = [
+    "mesh_metrics",
+    "mesh_metrics_traced",
+    "prometheus_client",
+    "metrics_exporter_prometheus",
+    "mesh_call_site",
+    "mesh_native_histogram_at_limit",
+];
 
 /// Set in the child process that runs one memory measurement.
 const MEMORY_CHILD: &str = "MESH_BENCH_MEMORY";
@@ -624,8 +708,39 @@ fn measure_memory(name: &str) {
             Box::new(move || handle.render().len())
         }),
         "mesh_call_site" => call_site_memory(),
+        "mesh_native_histogram_at_limit" => native_memory(),
         other => panic!("no memory measurement named {other}"),
     }
+}
+
+/// Resident memory per native histogram at its bucket limit (160 buckets at
+/// schema 3: observations over 20 powers of two), after a scrape has read it.
+fn native_memory() {
+    const HISTOGRAMS: usize = 1_000;
+    let config = *mesh_metrics::NativeHistograms::new().config();
+    let before = resident_bytes();
+    let histograms: Vec<MeshHistogram> = (0..HISTOGRAMS)
+        .map(|_| {
+            let histogram = MeshHistogram::new(std::sync::Arc::new(Layout::native_only(config)));
+            for i in 0..160 {
+                histogram.observe(2f64.powf(-10.0 + f64::from(i) / 8.0 + 0.01));
+            }
+            histogram
+        })
+        .collect();
+    let filled = resident_bytes();
+    let buckets = histograms[0].native().map(|native| native.snapshot().positive.len()).unwrap_or_default();
+    for histogram in &histograms {
+        black_box(histogram.native().map(|native| native.snapshot()));
+    }
+    let read = resident_bytes();
+    println!(
+        "memory/mesh_native_histogram_at_limit: {:.0} B per native histogram with {buckets} buckets, \
+         {:.0} B after a scrape read each",
+        filled.saturating_sub(before) as f64 / HISTOGRAMS as f64,
+        read.saturating_sub(before) as f64 / HISTOGRAMS as f64,
+    );
+    std::mem::forget(histograms);
 }
 
 /// Resident memory per `#[instrumented]` call site: its three status
@@ -675,5 +790,5 @@ fn call_site_memory() {
     );
 }
 
-criterion_group!(benches, memory, record, business, render, collectors);
+criterion_group!(benches, memory, record, observe, business, render, collectors);
 criterion_main!(benches);

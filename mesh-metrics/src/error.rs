@@ -56,6 +56,21 @@ pub enum Error {
         /// The histogram.
         metric: String,
     },
+    /// Native histograms were turned on (or off) for a histogram that already
+    /// has series: native buckets cannot be made from classic ones.
+    #[error(
+        "the histogram {metric} already has {series} series with {had} buckets, recorded before install(); \
+         native histograms must be chosen before the first observation: install the exporter (with \
+         .native_histograms(..)) before the first instrumented call"
+    )]
+    NativeAfterUse {
+        /// The histogram.
+        metric: String,
+        /// How many series it has.
+        series: usize,
+        /// `classic` or `native`: what they have.
+        had: &'static str,
+    },
     /// The same metric name registered with another type or label set.
     #[error(
         "{metric} is registered as {registered} and now requested as {requested}; a metric name has one type and one label set"

@@ -35,6 +35,7 @@ impl Exporter {
         ExporterBuilder {
             listen: Some(DEFAULT_LISTEN),
             buckets: None,
+            native: None,
             buckets_for: Vec::new(),
             global_labels: Vec::new(),
             agent_info: None,
@@ -59,6 +60,7 @@ impl Exporter {
 pub struct ExporterBuilder {
     listen: Option<SocketAddr>,
     buckets: Option<Vec<f64>>,
+    native: Option<crate::NativeHistograms>,
     buckets_for: Vec<(String, Vec<f64>)>,
     global_labels: Vec<(String, String)>,
     agent_info: Option<[String; 3]>,
@@ -128,6 +130,18 @@ impl ExporterBuilder {
     /// guide's 5 ms … 5 s). Checked at install: finite, strictly increasing, non-empty.
     pub fn buckets(mut self, bounds: &[f64]) -> Self {
         self.buckets = Some(bounds.to_vec());
+        self
+    }
+
+    /// Native (sparse, exponential) histograms for
+    /// `mcp_mesh_request_duration_seconds`: fine resolution at any latency
+    /// with no bucket choice, served in the protobuf format (which Prometheus
+    /// asks for when started with `--enable-feature=native-histograms`). The
+    /// text formats show a native-only histogram's `_count`, `_sum` and
+    /// `+Inf` bucket. Refused at install if instrumented calls were recorded
+    /// before it ([`Error::NativeAfterUse`]).
+    pub fn native_histograms(mut self, native: crate::NativeHistograms) -> Self {
+        self.native = Some(native);
         self
     }
 
@@ -262,6 +276,11 @@ impl ExporterBuilder {
     /// second install, bad buckets or labels) come back as [`Error`] values.
     pub fn install(mut self) -> Result<ExporterHandle, Error> {
         let (default_layout, per_metric) = self.layouts()?;
+        if let Some(native) = &self.native {
+            native
+                .check()
+                .map_err(|reason| Error::Buckets { metric: names::REQUEST_DURATION_SECONDS.into(), reason })?;
+        }
         for (name, _) in &self.global_labels {
             check_label_name(name)?;
         }
@@ -298,7 +317,17 @@ impl ExporterBuilder {
         };
 
         let registry = registry::global();
-        let moved = registry.set_layouts(default_layout.clone(), per_metric.clone())?;
+        let mut registry_layouts = per_metric.clone();
+        if let Some(native) = &self.native {
+            let duration = names::REQUEST_DURATION_SECONDS;
+            let classic = registry_layouts.remove(duration).unwrap_or_else(|| default_layout.clone());
+            let layout = match native.keeps_classic_buckets() {
+                true => classic.with_native(*native.config()),
+                false => Layout::native_only(*native.config()),
+            };
+            registry_layouts.insert(duration.to_owned(), layout);
+        }
+        let moved = registry.set_layouts(default_layout.clone(), registry_layouts)?;
         if moved > 0 {
             tracing::warn!(
                 observations = moved,
@@ -460,6 +489,11 @@ fn check_label_name(name: &str) -> Result<(), Error> {
     if names::is_label_name(name) && name != "le" { Ok(()) } else { Err(Error::LabelName { name: name.to_owned() }) }
 }
 
+/// A text render as a `String` (the text writers only write UTF-8).
+fn text(rendered: Vec<u8>) -> String {
+    String::from_utf8(rendered).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+}
+
 fn facade_recorder(
     default: &Layout,
     per_metric: &HashMap<String, Layout>,
@@ -525,13 +559,20 @@ impl ExporterHandle {
 
     /// The classic text exposition, as `/metrics` serves it by default.
     pub fn render(&self) -> String {
-        self.scraper.renderer.render(Format::Classic, &Names::default())
+        text(self.scraper.renderer.render(Format::Classic, &Names::default()))
     }
 
     /// The OpenMetrics exposition with exemplars, as `/metrics` serves it to
     /// a scraper that asks for `application/openmetrics-text`.
     pub fn render_openmetrics(&self) -> String {
-        self.scraper.renderer.render(Format::OpenMetrics, &Names::default())
+        text(self.scraper.renderer.render(Format::OpenMetrics, &Names::default()))
+    }
+
+    /// The protobuf exposition (length-delimited `io.prometheus.client.MetricFamily`
+    /// messages), as `/metrics` serves it to a scraper that asks for
+    /// `application/vnd.google.protobuf`: the format that carries native histograms.
+    pub fn render_protobuf(&self) -> Vec<u8> {
+        self.scraper.renderer.render(Format::Protobuf, &Names::default())
     }
 
     /// Stops accepting scrapes, lets in-flight ones finish, and frees the port.

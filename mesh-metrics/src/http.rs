@@ -41,6 +41,9 @@ use crate::scrape::{self, Encoding, Format, Names, Scraper};
 pub(crate) const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The OpenMetrics text format's content type.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The Prometheus protobuf exposition's content type.
+pub(crate) const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// How long in-flight scrapes get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -459,12 +462,13 @@ async fn respond(
                 }
             }
             let values = |name| request.headers().get_all(name).iter().filter_map(|value| value.to_str().ok());
-            let format = if wants_openmetrics(values(ACCEPT)) { Format::OpenMetrics } else { Format::Classic };
+            let format = negotiate_format(values(ACCEPT));
             let encoding = negotiate_encoding(values(ACCEPT_ENCODING));
             let names = Names::new(query_names(request.uri().query().unwrap_or_default()));
             let content_type = match format {
                 Format::Classic => CLASSIC_CONTENT_TYPE,
                 Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+                Format::Protobuf => PROTOBUF_CONTENT_TYPE,
             };
             let body = if *method == Method::HEAD {
                 None
@@ -571,11 +575,14 @@ fn negotiate_encoding<'a>(values: impl Iterator<Item = &'a str>) -> Encoding {
     }
 }
 
-/// Whether the `Accept` header values prefer OpenMetrics 1.0.0 (or the
-/// compatible draft 0.0.1) to the classic format: an `application/openmetrics-text`
-/// range with a quality above zero and at least that of `text/plain`.
-/// `*/*`, a missing header or anything unparsable gets the classic format.
-fn wants_openmetrics<'a>(accept: impl Iterator<Item = &'a str>) -> bool {
+/// The format the `Accept` header values prefer, by q-value: the Prometheus
+/// protobuf format (`application/vnd.google.protobuf` for
+/// `io.prometheus.client.MetricFamily`, `encoding=delimited`), OpenMetrics
+/// 1.0.0 (or the compatible draft 0.0.1) or the classic text (`text/plain`).
+/// On equal quality the first of those wins. `*/*`, a missing header or
+/// anything unparsable gets the classic format.
+fn negotiate_format<'a>(accept: impl Iterator<Item = &'a str>) -> Format {
+    let mut protobuf = 0.0f32;
     let mut openmetrics = 0.0f32;
     let mut classic = 0.0f32;
     for range in accept.flat_map(|value| value.split(',')) {
@@ -583,22 +590,32 @@ fn wants_openmetrics<'a>(accept: impl Iterator<Item = &'a str>) -> bool {
         let media_type = parts.next().unwrap_or_default().to_ascii_lowercase();
         let mut quality = 1.0f32;
         let mut version_ok = true;
+        let mut proto_ok = true;
         for parameter in parts {
             let Some((key, value)) = parameter.split_once('=') else { continue };
             let value = value.trim().trim_matches('"');
             match key.trim().to_ascii_lowercase().as_str() {
                 "q" => quality = value.parse().ok().filter(|q: &f32| (0.0..=1.0).contains(q)).unwrap_or(0.0),
                 "version" => version_ok = matches!(value, "1.0.0" | "0.0.1"),
+                "proto" => proto_ok &= value == "io.prometheus.client.MetricFamily",
+                "encoding" => proto_ok &= value == "delimited",
                 _ => {}
             }
         }
         match media_type.as_str() {
+            "application/vnd.google.protobuf" if proto_ok => protobuf = protobuf.max(quality),
             "application/openmetrics-text" if version_ok => openmetrics = openmetrics.max(quality),
             "text/plain" => classic = classic.max(quality),
             _ => {}
         }
     }
-    openmetrics > 0.0 && openmetrics >= classic
+    if protobuf > 0.0 && protobuf >= openmetrics && protobuf >= classic {
+        Format::Protobuf
+    } else if openmetrics > 0.0 && openmetrics >= classic {
+        Format::OpenMetrics
+    } else {
+        Format::Classic
+    }
 }
 
 /// A short plain-text response.
@@ -612,10 +629,27 @@ fn text(status: StatusCode, body: &'static str, busy: Busy) -> Response<ScrapeBo
 
 #[cfg(test)]
 mod tests {
-    use super::{Encoding, negotiate_encoding, query_names, wants_openmetrics};
+    use super::{Encoding, Format, negotiate_encoding, negotiate_format, query_names};
 
     fn wants(accept: &[&str]) -> bool {
-        wants_openmetrics(accept.iter().copied())
+        negotiate_format(accept.iter().copied()) == Format::OpenMetrics
+    }
+
+    #[test]
+    fn protobuf_is_served_when_preferred_by_quality() {
+        let format = |accept: &str| negotiate_format(std::iter::once(accept));
+        // Prometheus 2.42 with --enable-feature=native-histograms.
+        let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,\
+                          application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,\
+                          text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(format(prometheus), Format::Protobuf);
+        assert_eq!(format("application/vnd.google.protobuf"), Format::Protobuf);
+        assert_eq!(format("application/vnd.google.protobuf;q=0.5,application/openmetrics-text"), Format::OpenMetrics);
+        assert_eq!(format("application/vnd.google.protobuf;q=0.5,text/plain;q=0.6"), Format::Classic);
+        assert_eq!(format("application/vnd.google.protobuf;proto=other.Message"), Format::Classic);
+        assert_eq!(format("application/vnd.google.protobuf;encoding=text"), Format::Classic);
+        assert_eq!(format("application/vnd.google.protobuf;q=0"), Format::Classic);
+        assert_eq!(format("*/*"), Format::Classic);
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub mod labels;
 pub mod metric;
 pub mod names;
 mod otlp;
+mod proto;
 pub mod registry;
 mod render;
 #[cfg(feature = "rules")]
@@ -107,7 +108,8 @@ pub use labels::{LabelSet, LabelValue};
 pub use metric::{Counter, Gauge, Histogram, Metrics};
 pub use otlp::OtlpConfig;
 pub use registry::Snapshot;
-pub use render::{render_classic, render_openmetrics};
+pub use registry::native::NativeHistograms;
+pub use render::{render_classic, render_openmetrics, render_protobuf};
 
 /// Records request count, latency and in-flight calls of a fn, a method, or
 /// every `pub fn` of an `impl` block (every fn of a trait impl).

@@ -28,8 +28,13 @@ pub struct MetricDef {
     pub help: &'static str,
     /// The unit, a suffix of the name.
     pub unit: Option<&'static str>,
-    /// Histogram bucket bounds; `None` for the exporter's.
+    /// Histogram bucket bounds; `None` for the exporter's (or, when
+    /// `native`, for none: native buckets only).
     pub buckets: Option<&'static [f64]>,
+    /// A native (sparse, exponential) histogram, with client_golang's
+    /// defaults (see [`NativeHistograms`](crate::NativeHistograms)); classic
+    /// buckets too when `buckets` are given.
+    pub native: bool,
 }
 
 /// A value a metric refused: a counter only goes up, and NaN has no bucket.
@@ -96,6 +101,11 @@ impl<L: LabelSet> Resolved<L> {
             .buckets
             .map(|bounds| Layout::new(bounds).map_err(|reason| Error::Buckets { metric: def.name.to_owned(), reason }))
             .transpose()?;
+        let layout = match (layout, def.native) {
+            (layout, false) => layout,
+            (Some(classic), true) => Some(classic.with_native(*crate::NativeHistograms::new().config())),
+            (None, true) => Some(Layout::native_only(*crate::NativeHistograms::new().config())),
+        };
         // A label set made only of enums has all its series written in the
         // code: the guard leaves it alone, so none of them is ever folded.
         let family = if L::CARDINALITY.is_some() {
@@ -341,12 +351,14 @@ pub struct HistogramHandle<'a> {
 }
 
 impl HistogramHandle<'_> {
-    /// Records one observation; NaN is refused and nothing changes.
+    /// Records one observation; NaN is refused (and, by a native histogram,
+    /// an infinity) and nothing changes.
     #[inline]
     pub fn observe(&self, value: f64) -> Result<(), InvalidValue> {
         match self.series.cell() {
             Cell::Histogram(histogram) if histogram.observe(value) => Ok(()),
-            _ => Err(InvalidValue { metric: self.metric, value, reason: "NaN has no bucket" }),
+            _ if value.is_nan() => Err(InvalidValue { metric: self.metric, value, reason: "NaN has no bucket" }),
+            _ => Err(InvalidValue { metric: self.metric, value, reason: "a native histogram has no bucket for it" }),
         }
     }
 

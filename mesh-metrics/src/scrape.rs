@@ -25,6 +25,19 @@ pub(crate) enum Format {
     Classic,
     /// `application/openmetrics-text; version=1.0.0`.
     OpenMetrics,
+    /// `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited`.
+    Protobuf,
+}
+
+impl Format {
+    /// The label value of the server's render histogram.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::OpenMetrics => "openmetrics",
+            Self::Protobuf => "protobuf",
+        }
+    }
 }
 
 /// A content coding of the body.
@@ -125,15 +138,22 @@ pub(crate) struct Renderer {
 
 impl Renderer {
     /// The exposition in `format` of the families `names` asks for.
-    pub(crate) fn render(&self, format: Format, names: &Names) -> String {
+    pub(crate) fn render(&self, format: Format, names: &Names) -> Vec<u8> {
         self.collectors.collect(self.registry);
         guard::publish(self.registry, &self.guard);
         let families = self.registry.families();
         let facade = self.facade.render();
         let wanted = |name: &str| names.wants(name);
         let (out, skipped) = match format {
-            Format::Classic => render::classic_document(&families, &self.global, Some(&facade), &wanted),
-            Format::OpenMetrics => render::openmetrics_document(&families, &self.global, Some(&facade), &wanted),
+            Format::Classic => {
+                let (text, skipped) = render::classic_document(&families, &self.global, Some(&facade), &wanted);
+                (text.into_bytes(), skipped)
+            }
+            Format::OpenMetrics => {
+                let (text, skipped) = render::openmetrics_document(&families, &self.global, Some(&facade), &wanted);
+                (text.into_bytes(), skipped)
+            }
+            Format::Protobuf => render::protobuf::document(&families, &self.global, Some(&facade), &wanted),
         };
         for name in skipped {
             self.report_clash(&name);
@@ -240,8 +260,8 @@ impl Scraper {
     fn produce(&self, leave: Leave, done: &watch::Sender<Option<Body>>) {
         let request = leave.request.clone();
         let started = Instant::now();
-        let text = self.renderer.render(request.format, &request.names);
-        let body = encode(text.into_bytes(), request.encoding);
+        let rendered = self.renderer.render(request.format, &request.names);
+        let body = encode(rendered, request.encoding);
         self.observer.rendered(request.format, started.elapsed());
         drop(leave);
         match body {

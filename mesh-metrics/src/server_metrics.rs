@@ -117,10 +117,7 @@ impl ServerMetrics {
 
     /// A render of `format` took `took`.
     pub(crate) fn rendered(&self, format: Format, took: Duration) {
-        let format = match format {
-            Format::Classic => "classic",
-            Format::OpenMetrics => "openmetrics",
-        };
+        let format = format.as_str();
         let series = self
             .render
             .as_deref()

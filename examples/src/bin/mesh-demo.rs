@@ -2,7 +2,7 @@
 //! successes, errors, slow calls and cancelled calls — served on `/metrics`.
 //!
 //! ```text
-//! mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE]
+//! mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE] [--native-histograms]
 //! ```
 //!
 //! Every simulated request arrives with a W3C `traceparent` header, as it would
@@ -24,7 +24,7 @@ const USAGE: &str = "\
 mesh-demo: a weather agent and a registry under traffic, served on /metrics
 
 USAGE:
-    mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE] [--otlp URL]
+    mesh-demo [--listen ADDR] [--duration SECS] [--workers N] [--trace-log FILE] [--otlp URL] [--native-histograms]
 
 OPTIONS:
     --listen ADDR     where to serve /metrics [default: 127.0.0.1:9464]
@@ -34,6 +34,8 @@ OPTIONS:
     --trace-log FILE  append the traceparent header of every request to FILE
     --otlp URL        also push every metric to this OTLP/HTTP receiver (e.g. http://127.0.0.1:4318)
     --otlp-interval SECS  seconds between OTLP pushes [default: 10]
+    --native-histograms   request durations as native histograms (served in the protobuf format; Prometheus
+                      2.40+ scrapes them with --enable-feature=native-histograms)
     -h, --help        print this help
 ";
 
@@ -46,6 +48,7 @@ struct Options {
     trace_log: Option<std::path::PathBuf>,
     otlp: Option<String>,
     otlp_interval: Duration,
+    native_histograms: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
@@ -57,6 +60,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         trace_log: None,
         otlp: None,
         otlp_interval: Duration::from_secs(10),
+        native_histograms: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -71,6 +75,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--summary" => options.summary_every = Duration::from_secs_f64(seconds(&value("--summary")?)?.max(0.1)),
             "--trace-log" => options.trace_log = Some(value("--trace-log")?.into()),
             "--otlp" => options.otlp = Some(value("--otlp")?),
+            "--native-histograms" => options.native_histograms = true,
             "--otlp-interval" => {
                 options.otlp_interval = Duration::from_secs_f64(seconds(&value("--otlp-interval")?)?.max(0.1));
             }
@@ -113,6 +118,9 @@ async fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         &["weather_forecast", "weather_current"],
     );
+    if options.native_histograms {
+        builder = builder.native_histograms(mesh_metrics::NativeHistograms::new());
+    }
     if let Some(endpoint) = &options.otlp {
         let mut config = mesh_metrics::OtlpConfig::new(endpoint.clone());
         config.interval = options.otlp_interval;

@@ -22,6 +22,7 @@ struct Metric {
     help: String,
     unit: Option<String>,
     buckets: Option<Vec<f64>>,
+    native: bool,
 }
 
 pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
@@ -84,6 +85,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         let mut explicit: Option<LitStr> = None;
         let mut unit: Option<LitStr> = None;
         let mut buckets: Option<(TokenStream, Vec<f64>)> = None;
+        let mut native: Option<syn::Path> = None;
         nested(&field.attrs, "metric", &mut errors, |meta| {
             if meta.path.is_ident("name") {
                 explicit = Some(string_value(meta)?);
@@ -92,8 +94,14 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             } else if meta.path.is_ident("buckets") {
                 let array: syn::ExprArray = meta.value()?.parse()?;
                 buckets = Some((array.to_token_stream(), bounds(&array)?));
+            } else if meta.path.is_ident("native") {
+                if meta.input.peek(syn::Token![=]) {
+                    return Err(meta.error("`native` takes no value: write `#[metric(native)]`"));
+                }
+                native = Some(meta.path.clone());
             } else {
-                return Err(meta.error("#[metric(...)] takes `name = \"...\"`, `unit = \"...\"` and `buckets = [...]`"));
+                return Err(meta
+                    .error("#[metric(...)] takes `name = \"...\"`, `unit = \"...\"`, `buckets = [...]` and `native`"));
             }
             Ok(())
         });
@@ -125,6 +133,11 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         {
             errors.add(tokens, "`buckets` are for a `Histogram` field");
         }
+        if let Some(path) = &native
+            && kind != Kind::Histogram
+        {
+            errors.add(path, "`native` is for a `Histogram` field: native histograms have sparse buckets");
+        }
         let help = names::doc_comment(&field.attrs).unwrap_or_else(|| {
             errors.add(
                 field_ident,
@@ -145,6 +158,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             help,
             unit: unit.map(|u| u.value()),
             buckets: buckets.map(|(_, b)| b),
+            native: native.is_some(),
         });
     }
     errors.finish()?;
@@ -223,7 +237,7 @@ fn bounds(array: &syn::ExprArray) -> syn::Result<Vec<f64>> {
 
 fn implementation(ident: &syn::Ident, metrics: &[Metric], krate: &TokenStream) -> TokenStream {
     let fields = metrics.iter().map(|metric| {
-        let Metric { field, ty, name, help, unit, buckets } = metric;
+        let Metric { field, ty, name, help, unit, buckets, native } = metric;
         let unit = match unit {
             Some(unit) => quote!(::core::option::Option::Some(#unit)),
             None => quote!(::core::option::Option::None),
@@ -235,7 +249,7 @@ fn implementation(ident: &syn::Ident, metrics: &[Metric], krate: &TokenStream) -
         quote! {
             #field: <#ty as #krate::metric::Register>::register(
                 __mesh_registry,
-                &#krate::metric::MetricDef { name: #name, help: #help, unit: #unit, buckets: #buckets },
+                &#krate::metric::MetricDef { name: #name, help: #help, unit: #unit, buckets: #buckets, native: #native },
             )?
         }
     });

@@ -44,7 +44,12 @@ enum Command {
     /// into them: each is a reference to a Secret you create.
     HelmValues(Box<Helm>),
     /// A Grafana dashboard (JSON) over the recording rules.
-    Dashboard,
+    Dashboard {
+        /// The request duration is a native histogram (the exporter's
+        /// `.native_histograms(..)`): latency panels read native buckets.
+        #[arg(long)]
+        native_histograms: bool,
+    },
     /// The PromQL query library: without NAME, each query's name and what it
     /// answers; with NAME, its PromQL.
     Query {
@@ -92,6 +97,11 @@ struct Slo {
     /// The head series Prometheus is sized for.
     #[arg(long, value_name = "N", default_value_t = SloConfig::default().prometheus_series_limit, value_parser = number, allow_negative_numbers = true)]
     prometheus_series_limit: f64,
+    /// The request duration is a native histogram (the exporter's
+    /// `.native_histograms(..)`): native-aware latency rules, for Prometheus
+    /// 2.40+ with --enable-feature=native-histograms; any --latency is allowed.
+    #[arg(long)]
+    native_histograms: bool,
 }
 
 impl Slo {
@@ -107,6 +117,7 @@ impl Slo {
             prometheus_job: self.prometheus_job.clone(),
             prometheus_memory_limit_bytes: self.prometheus_memory_limit,
             prometheus_series_limit: self.prometheus_series_limit,
+            native_histograms: self.native_histograms,
             ..defaults
         };
         config.validate()?;
@@ -280,7 +291,7 @@ fn generate(command: &Command) -> Result<String, RulesError> {
         Command::PodMonitor(ns) => rules::to_yaml(&rules::pod_monitor(&ns.namespace)),
         Command::ScrapeConfig(scrape) => rules::to_yaml(&rules::scrape_config(&scrape.options())?),
         Command::HelmValues(helm) => rules::to_yaml(&rules::helm_values(&helm.options())?),
-        Command::Dashboard => rules::to_json(&rules::dashboard()),
+        Command::Dashboard { native_histograms } => rules::to_json(&rules::dashboard_for(*native_histograms)),
         Command::Query { name, error_ratio } => {
             let library = rules::queries(&SloConfig { error_ratio_alert: *error_ratio, ..SloConfig::default() });
             match name {

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::proto::Writer;
 use crate::exemplar::Exemplar;
+use crate::proto::Writer;
 use crate::registry::{Cell, Family, MetricKind};
 use crate::render::{classic, from_classic};
 

@@ -12,7 +12,7 @@
 
 mod client;
 mod encode;
-mod proto;
+use crate::proto;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

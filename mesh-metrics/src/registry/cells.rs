@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
+use super::native::NativeHistogram;
 use super::stripes::{Aligned, Stripes};
 use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
 use crate::trace::TraceId;
@@ -242,10 +243,40 @@ impl InFlight {
 /// to a new state from then on, and the first state's counts are read into
 /// the new layout at every scrape, so no observation is lost, even one that
 /// raced the re-lay.
+///
+/// A layout with native buckets (see [`Layout::with_native`]) makes it a
+/// native histogram too: observations also go to a
+/// [`NativeHistogram`](super::native::NativeHistogram), and, when the layout
+/// has no bounds, only there.
 #[derive(Debug)]
 pub struct Histogram {
     initial: Box<HistogramState>,
     relaid: OnceLock<Box<HistogramState>>,
+    native: Option<Box<NativePart>>,
+}
+
+/// A histogram's native buckets.
+#[derive(Debug)]
+struct NativePart {
+    histogram: NativeHistogram,
+    /// Whether the classic buckets are kept too.
+    classic: bool,
+    /// The latest exemplars of a native-only histogram (a classic one keeps
+    /// them per bucket), written round robin.
+    exemplars: [Slot; NATIVE_EXEMPLARS],
+    next_exemplar: AtomicU64,
+}
+
+/// How many exemplars a native-only histogram keeps.
+const NATIVE_EXEMPLARS: usize = 4;
+
+impl NativePart {
+    fn exemplar(&self, trace_id: TraceId, value: f64, at: Stamp) {
+        let slot = self.next_exemplar.fetch_add(1, Relaxed) as usize % NATIVE_EXEMPLARS;
+        if let Some(slot) = self.exemplars.get(slot) {
+            slot.record(trace_id, value, at);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -460,7 +491,33 @@ impl Histogram {
     }
 
     fn with_shards(layout: Arc<Layout>, shards: Stripes<HistogramShard>) -> Self {
-        Self { initial: Box::new(HistogramState::new(layout, shards)), relaid: OnceLock::new() }
+        let native = layout.native().map(|config| {
+            Box::new(NativePart {
+                histogram: NativeHistogram::new(*config),
+                classic: layout.keeps_classic_buckets(),
+                exemplars: Default::default(),
+                next_exemplar: AtomicU64::new(0),
+            })
+        });
+        Self { initial: Box::new(HistogramState::new(layout, shards)), relaid: OnceLock::new(), native }
+    }
+
+    /// Its native buckets, if its layout has them.
+    pub fn native(&self) -> Option<&NativeHistogram> {
+        self.native.as_deref().map(|native| &native.histogram)
+    }
+
+    /// Whether it keeps classic buckets: all but native-only histograms.
+    pub fn keeps_classic_buckets(&self) -> bool {
+        self.native.as_deref().is_none_or(|native| native.classic)
+    }
+
+    /// The latest exemplars of a native-only histogram.
+    pub(crate) fn native_exemplars(&self, clock: (std::time::SystemTime, quanta::Instant)) -> Vec<Exemplar> {
+        let Some(native) = self.native.as_deref().filter(|native| !native.classic) else { return Vec::new() };
+        let mut exemplars: Vec<Exemplar> = native.exemplars.iter().filter_map(|slot| slot.read(clock)).collect();
+        exemplars.sort_by_key(|exemplar| exemplar.timestamp);
+        exemplars
     }
 
     /// The state observations go to now.
@@ -470,8 +527,17 @@ impl Histogram {
     }
 
     /// Records one observation. NaN is refused (it has no bucket and would
-    /// poison the sum) and `false` is returned.
+    /// poison the sum), and so are infinities by a native histogram; `false`
+    /// is returned.
     pub fn observe(&self, value: f64) -> bool {
+        if let Some(native) = &self.native {
+            if !native.histogram.observe(value) {
+                return false;
+            }
+            if !native.classic {
+                return true;
+            }
+        }
         self.observe_in(self.state(), value).is_some()
     }
 
@@ -491,16 +557,27 @@ impl Histogram {
     /// Records one observation with the trace it belongs to, kept as the
     /// exemplar of its bucket. NaN is refused and `false` is returned.
     pub fn observe_traced(&self, value: f64, trace_id: TraceId) -> bool {
+        let at = Stamp::of(quanta::Instant::now());
+        if let Some(native) = &self.native {
+            if !native.histogram.observe(value) {
+                return false;
+            }
+            if !native.classic {
+                native.exemplar(trace_id, value, at);
+                return true;
+            }
+        }
         let Some((shard, index)) = self.observe_in(self.state(), value) else { return false };
-        shard.exemplar(index, trace_id, value, Stamp::of(quanta::Instant::now()));
+        shard.exemplar(index, trace_id, value, at);
         true
     }
 
-    /// Records a duration given in nanoseconds; the sum stays exact.
+    /// Records a duration given in nanoseconds; the sum stays exact (in the
+    /// classic buckets; a native histogram sums seconds as `f64`).
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
         let state = self.state();
-        state.observe_nanos(state.shards.local_index(), nanos);
+        self.observe_nanos_at(state.shards.local_index(), nanos, None);
     }
 
     /// Records a duration in the shard of the thread with index `thread` and,
@@ -508,6 +585,16 @@ impl Histogram {
     /// shard, so it sits in the bucket the duration went to).
     #[inline]
     pub(crate) fn observe_nanos_at(&self, thread: usize, nanos: u64, traced: Option<(TraceId, Stamp)>) {
+        if let Some(native) = &self.native {
+            let seconds = nanos as f64 / 1e9;
+            native.histogram.observe(seconds);
+            if !native.classic {
+                if let Some((trace_id, at)) = traced {
+                    native.exemplar(trace_id, seconds, at);
+                }
+                return;
+            }
+        }
         let (shard, index) = self.state().observe_nanos(thread, nanos);
         if let Some((trace_id, at)) = traced {
             shard.exemplar(index, trace_id, nanos as f64 / 1e9, at);
@@ -520,6 +607,10 @@ impl Histogram {
         index: usize,
         clock: (std::time::SystemTime, quanta::Instant),
     ) -> Option<Exemplar> {
+        if !self.keeps_classic_buckets() {
+            // Native only: the text formats' one bucket is `+Inf`.
+            return self.native_exemplars(clock).pop().filter(|_| index == 0);
+        }
         self.state().read_exemplar(index, clock)
     }
 
@@ -542,6 +633,9 @@ impl Histogram {
         if *self.state().layout == *layout {
             return Ok(0);
         }
+        if self.state().layout.native() != layout.native() {
+            return Err(()); // native buckets cannot be made from classic ones, nor back
+        }
         if self.relaid.get().is_some() {
             return Err(());
         }
@@ -555,6 +649,12 @@ impl Histogram {
     /// were read in, whose bounds are their `le` (a re-lay racing the read
     /// cannot give counts of one layout and bounds of another).
     pub fn read(&self, cumulative: &mut Vec<u64>) -> (u64, f64, &Layout) {
+        if let Some(native) = self.native.as_deref().filter(|native| !native.classic) {
+            let snapshot = native.histogram.snapshot();
+            cumulative.clear();
+            cumulative.push(snapshot.count);
+            return (snapshot.count, snapshot.sum, Layout::no_bounds());
+        }
         let relaid = self.relaid.get();
         let state = relaid.map_or(&*self.initial, |state| &**state);
         cumulative.clear();
@@ -584,6 +684,9 @@ impl Histogram {
 
     /// The sum of all observations.
     pub fn sum(&self) -> f64 {
+        if let Some(native) = self.native.as_deref().filter(|native| !native.classic) {
+            return native.histogram.snapshot().sum;
+        }
         self.initial.sum() + self.relaid.get().map_or(0.0, |state| state.sum())
     }
 }
@@ -596,7 +699,7 @@ fn latest<'a>(
     slots.filter_map(|slot| slot.read(clock)).max_by_key(|exemplar| exemplar.timestamp)
 }
 
-fn add_f64(cell: &AtomicU64, delta: f64) {
+pub(super) fn add_f64(cell: &AtomicU64, delta: f64) {
     let mut current = cell.load(Relaxed);
     loop {
         let next = (f64::from_bits(current) + delta).to_bits();

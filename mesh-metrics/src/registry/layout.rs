@@ -1,5 +1,9 @@
 //! Histogram bucket layouts: validated once, then shared by every series of a
-//! family (`sum by (le)` across series is only meaningful with one layout).
+//! family (`sum by (le)` across series is only meaningful with one layout). A
+//! layout may also make the family's histograms native (sparse, exponential),
+//! with or without classic buckets alongside.
+
+use super::native::NativeConfig;
 
 /// The guide's latency buckets, in seconds.
 pub const DEFAULT_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -14,6 +18,8 @@ pub struct Layout {
     nanos: Box<[u64]>,
     /// How many bounds are negative: no duration is at or below them.
     negative: usize,
+    /// Native buckets too (or only, when there are no bounds).
+    native: Option<NativeConfig>,
 }
 
 impl Layout {
@@ -34,7 +40,36 @@ impl Layout {
     fn from_checked(bounds: &[f64]) -> Self {
         let nanos = bounds.iter().map(|b| (b * 1e9).floor().clamp(0.0, u64::MAX as f64) as u64).collect();
         let negative = bounds.iter().take_while(|b| **b < 0.0).count();
-        Self { bounds: bounds.into(), nanos, negative }
+        Self { bounds: bounds.into(), nanos, negative, native: None }
+    }
+
+    /// The same classic buckets, and native ones kept as `config` says.
+    pub fn with_native(self, config: NativeConfig) -> Self {
+        Self { native: Some(config), ..self }
+    }
+
+    /// Native buckets only: the text formats show such a histogram's
+    /// `_count`, `_sum` and `+Inf` bucket; the protobuf format carries its
+    /// native buckets.
+    pub fn native_only(config: NativeConfig) -> Self {
+        Self { native: Some(config), ..Self::from_checked(&[]) }
+    }
+
+    /// How its histograms keep native buckets, if they do.
+    pub fn native(&self) -> Option<&NativeConfig> {
+        self.native.as_ref()
+    }
+
+    /// Whether its histograms keep classic buckets: all but native-only ones.
+    pub fn keeps_classic_buckets(&self) -> bool {
+        self.native.is_none() || !self.bounds.is_empty()
+    }
+
+    /// No bounds, no native buckets: how a native-only histogram reads in
+    /// the text formats (just the `+Inf` bucket).
+    pub(crate) fn no_bounds() -> &'static Layout {
+        static NONE: std::sync::LazyLock<Layout> = std::sync::LazyLock::new(|| Layout::from_checked(&[]));
+        &NONE
     }
 
     /// The guide's default latency layout.

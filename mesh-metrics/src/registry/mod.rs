@@ -8,6 +8,7 @@
 
 mod cells;
 mod layout;
+pub mod native;
 mod series;
 mod snapshot;
 mod stripes;
@@ -470,6 +471,11 @@ impl Registry {
                 );
             if relaid_twice {
                 return Err(Error::LayoutAfterUse { metric: family.descriptor.name.to_string() });
+            }
+            let series = table.list.len() + usize::from(table.overflow.is_some());
+            if series > 0 && read(&family.layout).native() != wanted.native() {
+                let had = if read(&family.layout).native().is_some() { "native" } else { "classic" };
+                return Err(Error::NativeAfterUse { metric: family.descriptor.name.to_string(), series, had });
             }
         }
         let mut moved = 0;

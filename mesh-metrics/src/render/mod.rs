@@ -8,6 +8,7 @@ pub(crate) mod escape;
 pub(crate) mod from_classic;
 pub(crate) mod number;
 mod openmetrics;
+pub(crate) mod protobuf;
 
 use std::sync::Arc;
 
@@ -52,6 +53,12 @@ pub(crate) fn openmetrics_document(
     (out, skipped)
 }
 
+/// The Prometheus protobuf exposition (length-delimited `MetricFamily`
+/// messages, the format that carries native histograms) of one registry alone.
+pub fn render_protobuf(registry: &Registry) -> Vec<u8> {
+    protobuf::document(&registry.families(), &GlobalLabels::default(), None, &|_| true).0
+}
+
 /// The classic text exposition (`text/plain; version=0.0.4`) of one registry
 /// alone: to serve it from your own HTTP server, or to test against. (The
 /// exporter's `/metrics` adds its global labels and the `metrics` facade.)
@@ -78,6 +85,16 @@ impl GlobalLabels {
     /// The global labels of a family's series, rendered once per family:
     /// `a="x",b="y"`, leaving out any name the family uses itself (the
     /// series' own value wins, and a name never appears twice in a series).
+    /// The global labels of a family's series as pairs, leaving out any
+    /// name the family uses itself.
+    pub(crate) fn pairs_for(&self, names: &[&str]) -> Vec<(&str, &str)> {
+        self.pairs
+            .iter()
+            .filter(|(name, _)| !names.contains(&name.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+
     pub(crate) fn for_family(&self, names: &[&str]) -> String {
         let mut out = String::new();
         for (name, value) in self.pairs.iter().filter(|(name, _)| !names.contains(&name.as_str())) {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::promql::panel_queries;
+use super::promql::panel_queries_for;
 
 /// A Grafana dashboard (JSON model, schema 39).
 #[derive(Debug, Clone, Serialize)]
@@ -97,7 +97,13 @@ fn prometheus() -> Datasource {
 
 /// The dashboard.
 pub fn dashboard() -> Dashboard {
-    let panels = panel_queries()
+    dashboard_for(false)
+}
+
+/// [`dashboard`] for a request duration kept as classic buckets or, with
+/// `native`, as a native histogram (its latency panels read native buckets).
+pub fn dashboard_for(native: bool) -> Dashboard {
+    let panels = panel_queries_for(native)
         .into_iter()
         .enumerate()
         .map(|(i, (title, queries))| {

@@ -85,13 +85,16 @@ pub fn rule_file(config: &SloConfig) -> Result<RuleFile, super::RulesError> {
     let recording = vec![
         recorded(record::REQUEST_RATE, promql::request_rate()),
         recorded(record::ERROR_RATE, promql::error_ratio(promql::BY_AGENT, "5m")),
-        recorded(record::REQUEST_DURATION_P95, promql::quantile(0.95, &format!("{}, le", promql::BY_AGENT), "5m")),
+        recorded(
+            record::REQUEST_DURATION_P95,
+            promql::quantile(0.95, promql::BY_AGENT, "5m", config.native_histograms),
+        ),
         recorded(record::CONNECTIONS_SUM, promql::connections()),
         recorded(record::REGISTRY_HEALTH_SCORE, promql::registry_health_score(&config.registry_job)),
     ];
     let mut slo = vec![
         recorded(record::SLO_AVAILABILITY, promql::slo_availability()),
-        recorded(record::SLO_LATENCY, promql::slo_latency(config.latency_seconds)),
+        recorded(record::SLO_LATENCY, promql::slo_latency(config.latency_seconds, config.native_histograms)),
     ];
     for window in WINDOWS {
         slo.push(recorded(
@@ -102,7 +105,7 @@ pub fn rule_file(config: &SloConfig) -> Result<RuleFile, super::RulesError> {
     for window in WINDOWS {
         slo.push(recorded(
             &format!("{}:rate{window}", record::SLO_LATENCY_MISS_RATIO),
-            promql::latency_miss_ratio(config.latency_seconds, window),
+            promql::latency_miss_ratio(config.latency_seconds, window, config.native_histograms),
         ));
     }
     // Each process and runtime, as scraped (by job and instance).

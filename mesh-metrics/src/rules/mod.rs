@@ -32,11 +32,11 @@ mod promql;
 mod queries;
 mod scrape;
 
-pub use dashboard::{Dashboard, dashboard};
+pub use dashboard::{Dashboard, dashboard, dashboard_for};
 pub use file::{Group, PrometheusRule, Rule, RuleFile, prometheus_rule, rule_file};
 pub use helm::{HelmValuesOptions, SecretKey, helm_values};
 pub use kubernetes::{Monitor, pod_monitor, service_monitors};
-pub use promql::{panel_queries, record};
+pub use promql::{panel_queries, panel_queries_for, record};
 pub use queries::{NamedQuery, queries};
 pub use scrape::{PrometheusConfig, ScrapeOptions, scrape_config};
 
@@ -70,6 +70,13 @@ pub struct SloConfig {
     /// The head series Prometheus is sized for: growth that would pass it
     /// within 4 hours is alerted on.
     pub prometheus_series_limit: f64,
+    /// The request duration is a native histogram
+    /// ([`ExporterBuilder::native_histograms`](crate::ExporterBuilder::native_histograms)):
+    /// the latency rules read its native buckets (`histogram_quantile` over
+    /// the series itself, `histogram_fraction` for the latency objective, any
+    /// latency allowed), which needs Prometheus 2.40+ with
+    /// `--enable-feature=native-histograms`.
+    pub native_histograms: bool,
 }
 
 impl Default for SloConfig {
@@ -87,6 +94,7 @@ impl Default for SloConfig {
             // The guide's kube-prometheus-stack values: a 4 GiB memory limit.
             prometheus_memory_limit_bytes: 4.0 * 1024.0 * 1024.0 * 1024.0,
             prometheus_series_limit: 2_000_000.0,
+            native_histograms: false,
         }
     }
 }
@@ -111,7 +119,7 @@ impl SloConfig {
                 return Err(RulesError::Objective { name, value });
             }
         }
-        if !self.buckets.contains(&self.latency_seconds) {
+        if !self.native_histograms && !self.buckets.contains(&self.latency_seconds) {
             let bounds = self.buckets.iter().map(|b| promql::number(*b)).collect::<Vec<_>>().join(", ");
             return Err(RulesError::LatencyNotABound { latency: self.latency_seconds, bounds });
         }

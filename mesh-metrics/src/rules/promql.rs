@@ -68,8 +68,17 @@ pub(crate) fn le_matcher(bound: f64) -> String {
     format!("le=~\"{}\"", alternatives.join("|"))
 }
 
-pub(crate) fn quantile(q: f64, by: &str, window: &str) -> String {
-    format!("histogram_quantile({q}, sum by ({by}) (rate({REQUEST_DURATION_SECONDS}_bucket[{window}])))")
+/// The `q` quantile of the request duration over `window`, summed `by`
+/// these labels (none: ""). Classic buckets are summed by `le` too; a native
+/// histogram is a single series whose buckets Prometheus sums itself.
+pub(crate) fn quantile(q: f64, by: &str, window: &str, native: bool) -> String {
+    let duration = REQUEST_DURATION_SECONDS;
+    match (native, by) {
+        (true, "") => format!("histogram_quantile({q}, sum(rate({duration}[{window}])))"),
+        (true, by) => format!("histogram_quantile({q}, sum by ({by}) (rate({duration}[{window}])))"),
+        (false, "") => format!("histogram_quantile({q}, sum by (le) (rate({duration}_bucket[{window}])))"),
+        (false, by) => format!("histogram_quantile({q}, sum by ({by}, le) (rate({duration}_bucket[{window}])))"),
+    }
 }
 
 pub(crate) fn connections() -> String {
@@ -92,13 +101,21 @@ pub(crate) fn slo_availability() -> String {
     format!("1 - (\n{}\n)", error_ratio(BY_AGENT, "5m"))
 }
 
-pub(crate) fn slo_latency(latency: f64) -> String {
-    format!("{} < bool {}", quantile(0.95, &format!("{BY_AGENT}, le"), "5m"), number(latency))
+pub(crate) fn slo_latency(latency: f64, native: bool) -> String {
+    format!("{} < bool {}", quantile(0.95, BY_AGENT, "5m", native), number(latency))
 }
 
 /// Requests slower than `latency` over all requests. The bucket is matched
-/// in both forms its bound may be written in (see [`le_matcher`]).
-pub(crate) fn latency_miss_ratio(latency: f64, window: &str) -> String {
+/// in both forms its bound may be written in (see [`le_matcher`]); a native
+/// histogram answers with `histogram_fraction` (Prometheus 2.40+), for any
+/// latency, interpolating within the bucket that holds it.
+pub(crate) fn latency_miss_ratio(latency: f64, window: &str, native: bool) -> String {
+    if native {
+        return format!(
+            "1 - histogram_fraction(0, {}, sum by ({BY_AGENT}) (rate({REQUEST_DURATION_SECONDS}[{window}])))",
+            number(latency)
+        );
+    }
     format!(
         "1 - (\n  sum by ({BY_AGENT}) (rate({REQUEST_DURATION_SECONDS}_bucket{{{le}}}[{window}]))\n  /\n  \
          sum by ({BY_AGENT}) (rate({REQUEST_DURATION_SECONDS}_count[{window}]))\n)",
@@ -127,6 +144,12 @@ pub(crate) fn cardinality_overflow() -> String {
 /// The queries of the dashboard's panels, by title: each must be accepted by
 /// Prometheus as is (no Grafana-only variables).
 pub fn panel_queries() -> Vec<(&'static str, Vec<(String, String)>)> {
+    panel_queries_for(false)
+}
+
+/// [`panel_queries`] for a request duration kept as classic buckets or, with
+/// `native`, as a native histogram.
+pub fn panel_queries_for(native: bool) -> Vec<(&'static str, Vec<(String, String)>)> {
     let by_agent = |rule: &str| format!("sum by (agent) ({rule})");
     vec![
         ("Request rate", vec![(by_agent(record::REQUEST_RATE), "{{agent}}".to_owned())]),
@@ -134,14 +157,17 @@ pub fn panel_queries() -> Vec<(&'static str, Vec<(String, String)>)> {
         (
             "Latency p50 / p95 / p99",
             vec![
-                (quantile(0.5, "le", "5m"), "p50".to_owned()),
+                (quantile(0.5, "", "5m", native), "p50".to_owned()),
                 (format!("max({})", record::REQUEST_DURATION_P95), "p95".to_owned()),
-                (quantile(0.99, "le", "5m"), "p99".to_owned()),
+                (quantile(0.99, "", "5m", native), "p99".to_owned()),
             ],
         ),
-        ("Latency heatmap", vec![(library("latency-heatmap"), "{{le}}".to_owned())]),
+        (
+            "Latency heatmap",
+            vec![(library("latency-heatmap", native), if native { "latency" } else { "{{le}}" }.to_owned())],
+        ),
         ("In flight", vec![(by_agent(record::CONNECTIONS_SUM), "{{agent}}".to_owned())]),
-        ("Top agents by request rate", vec![(library("top-agents"), "{{agent}}".to_owned())]),
+        ("Top agents by request rate", vec![(library("top-agents", native), "{{agent}}".to_owned())]),
         (
             "Cardinality overflow",
             vec![(format!("sum by (metric) (rate({CARDINALITY_OVERFLOW_TOTAL}[5m]))"), "{{metric}}".to_owned())],
@@ -184,8 +210,8 @@ pub(crate) fn runtime_busy_ratio() -> String {
 
 /// The expression of the query library's `name` (the dashboard shows the
 /// library's queries, so both say the same).
-fn library(name: &str) -> String {
-    super::queries(&super::SloConfig::default())
+fn library(name: &str, native: bool) -> String {
+    super::queries(&super::SloConfig { native_histograms: native, ..super::SloConfig::default() })
         .into_iter()
         .find(|query| query.name == name)
         .map(|query| query.expr)

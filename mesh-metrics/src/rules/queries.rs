@@ -40,7 +40,11 @@ pub fn queries(config: &SloConfig) -> Vec<NamedQuery> {
         query(
             "latency-heatmap",
             "Requests per second in each latency bucket: a heatmap over time.",
-            format!("sum by (le) (rate({REQUEST_DURATION_SECONDS}_bucket[5m]))"),
+            if config.native_histograms {
+                format!("sum(rate({REQUEST_DURATION_SECONDS}[5m]))")
+            } else {
+                format!("sum by (le) (rate({REQUEST_DURATION_SECONDS}_bucket[5m]))")
+            },
         ),
         query(
             "week-over-week",

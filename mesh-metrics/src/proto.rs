@@ -1,5 +1,6 @@
-//! The protobuf wire format, as much of it as OTLP needs: varints, fixed
-//! 64-bit values, length-delimited strings, bytes, packed arrays and nested
+//! The protobuf wire format, as much of it as OTLP and the Prometheus
+//! protobuf exposition need: varints (plain and zigzag), fixed 64-bit values,
+//! length-delimited strings, bytes, packed arrays, nested and delimited
 //! messages. Written by hand: a generated crate would pull a second `syn` and
 //! a build step into the tree for a few dozen lines of encoding.
 
@@ -37,6 +38,39 @@ impl Writer {
             self.key(field, VARINT);
             self.varint(value);
         }
+    }
+
+    /// A `uint32`/`uint64` field, always written (proto2 `optional` fields
+    /// whose presence a reader may look at).
+    pub(crate) fn uint_present(&mut self, field: u32, value: u64) {
+        self.key(field, VARINT);
+        self.varint(value);
+    }
+
+    /// A `sint32`/`sint64` field (zigzag), always written.
+    pub(crate) fn sint(&mut self, field: u32, value: i64) {
+        self.key(field, VARINT);
+        self.varint(zigzag(value));
+    }
+
+    /// A packed `repeated sint64` field.
+    pub(crate) fn packed_sint(&mut self, field: u32, values: &[i64]) {
+        if !values.is_empty() {
+            let mut packed = Writer::default();
+            for value in values {
+                packed.varint(zigzag(*value));
+            }
+            self.bytes(field, &packed.buf);
+        }
+    }
+
+    /// A whole message preceded by its length as a varint: one element of a
+    /// length-delimited stream (`encoding=delimited`).
+    pub(crate) fn delimited(&mut self, write: impl FnOnce(&mut Writer)) {
+        let mut nested = Writer::default();
+        write(&mut nested);
+        self.varint(nested.buf.len() as u64);
+        self.buf.extend_from_slice(&nested.buf);
     }
 
     /// A `fixed64` field, always written.
@@ -97,6 +131,11 @@ impl Writer {
         self.varint(nested.buf.len() as u64);
         self.buf.extend_from_slice(&nested.buf);
     }
+}
+
+/// Protobuf's zigzag encoding of a signed integer.
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
 }
 
 /// Reads the fields of one message: `(field, value)` where a varint or fixed

@@ -1,0 +1,786 @@
+//! Native (sparse, exponential) histograms, kept as client_golang keeps them.
+//!
+//! A bucket of schema `s` with index `k` holds the observations in
+//! `(base^(k-1), base^k]`, `base = 2^(2^-s)`; values within the zero threshold
+//! go to the zero bucket. Only the buckets that were observed exist.
+//!
+//! Observing never takes a lock. Observations go to the "hot" half of two;
+//! a scrape (or a change of resolution) makes the other half hot with one
+//! atomic add, waits for the observations that started on the old half to
+//! finish, reads it (a consistent snapshot: its count is the sum of its
+//! buckets), adds it into the new hot half and clears it.
+//!
+//! Memory is bounded by the bucket limit: a half's bucket table has room for
+//! four times the limit, and when an observation makes a half hold more
+//! buckets than the limit, the histogram (under its lock, which observers do
+//! not take) first resets if the configured minimum reset duration has passed
+//! since the last reset, else widens the zero bucket if allowed, else halves
+//! its resolution (schema - 1), as client_golang does. In the rare case where
+//! more observations than that race in new buckets at once, the ones that
+//! find the table full are kept aside (finished, not lost) and placed at the
+//! next change.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The coarsest schema: a bucket per 16 powers of two.
+pub const MIN_SCHEMA: i32 = -4;
+/// The finest schema: 256 buckets per power of two.
+pub const MAX_SCHEMA: i32 = 8;
+
+/// How a native histogram is kept: see [`NativeHistograms`](crate::NativeHistograms)
+/// for the settings as users give them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeConfig {
+    /// The starting schema (`schema_for_factor(1.1)` is 3).
+    pub schema: i32,
+    /// Observations with an absolute value at or below this go to the zero
+    /// bucket.
+    pub zero_threshold: f64,
+    /// The most buckets (positive and negative together) before the limit
+    /// strategy runs.
+    pub max_buckets: u32,
+    /// The zero bucket may be widened up to this to stay within the limit
+    /// (0: never widened).
+    pub max_zero_threshold: f64,
+    /// The histogram may reset itself to stay within the limit if this long
+    /// has passed since its last reset (`None`: never).
+    pub min_reset_duration: Option<Duration>,
+}
+
+/// Native histograms for the request duration, as the exporter's builder
+/// takes them ([`ExporterBuilder::native_histograms`](crate::ExporterBuilder::native_histograms)):
+/// client_golang's defaults (a bucket factor of 1.1, so schema 3; a zero
+/// threshold of 2^-128; 160 buckets at most, then lower resolution), native
+/// buckets only unless [`keep_classic_buckets`](Self::keep_classic_buckets).
+///
+/// ```
+/// use mesh_metrics::NativeHistograms;
+/// let native = NativeHistograms::new().bucket_factor(1.1).max_buckets(100).keep_classic_buckets(true);
+/// assert_eq!(native.config().schema, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeHistograms {
+    config: NativeConfig,
+    factor: f64,
+    classic: bool,
+}
+
+impl Default for NativeHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NativeHistograms {
+    /// client_golang's defaults, native buckets only.
+    pub fn new() -> Self {
+        Self { config: NativeConfig::default(), factor: 1.1, classic: false }
+    }
+
+    /// How much wider each bucket may be than the one before (above 1):
+    /// 1.1 gives schema 3, 2 gives schema 0.
+    pub fn bucket_factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self.config.schema = schema_for_factor(factor);
+        self
+    }
+
+    /// The most buckets a histogram keeps before it lowers its resolution.
+    pub fn max_buckets(mut self, buckets: u32) -> Self {
+        self.config.max_buckets = buckets;
+        self
+    }
+
+    /// Observations at or below this (in absolute value) count in the zero bucket.
+    pub fn zero_threshold(mut self, threshold: f64) -> Self {
+        self.config.zero_threshold = threshold;
+        self
+    }
+
+    /// Lets the zero bucket widen up to this to stay within the bucket limit,
+    /// before the resolution is lowered.
+    pub fn max_zero_threshold(mut self, threshold: f64) -> Self {
+        self.config.max_zero_threshold = threshold;
+        self
+    }
+
+    /// Lets a histogram over its bucket limit reset (start again at its
+    /// finest resolution) when this long has passed since its last reset,
+    /// before anything else is tried. Prometheus reads a reset as a counter
+    /// reset, which `rate()` handles.
+    pub fn min_reset_duration(mut self, every: Duration) -> Self {
+        self.config.min_reset_duration = Some(every);
+        self
+    }
+
+    /// Keeps the classic buckets (the exporter's `buckets`) alongside. A
+    /// Prometheus before 2.45 ingests such a histogram as native only.
+    pub fn keep_classic_buckets(mut self, keep: bool) -> Self {
+        self.classic = keep;
+        self
+    }
+
+    /// How the histograms are kept.
+    pub fn config(&self) -> &NativeConfig {
+        &self.config
+    }
+
+    /// Whether the classic buckets are kept too.
+    pub fn keeps_classic_buckets(&self) -> bool {
+        self.classic
+    }
+
+    /// The settings, checked: what is wrong with them, if anything.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let NativeConfig { zero_threshold, max_zero_threshold, max_buckets, .. } = self.config;
+        if self.factor.is_nan() || self.factor <= 1.0 || self.factor.is_infinite() {
+            return Err(format!("a bucket factor is above 1 (e.g. 1.1), got {}", self.factor));
+        }
+        if max_buckets == 0 {
+            return Err("max_buckets is at least 1 (client_golang users often use 100 to 160)".into());
+        }
+        for (name, value) in [("zero_threshold", zero_threshold), ("max_zero_threshold", max_zero_threshold)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("{name} is a finite number at or above 0, got {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// client_golang's `DefNativeHistogramZeroThreshold`: 2^-128.
+pub const DEFAULT_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        Self {
+            schema: schema_for_factor(1.1),
+            zero_threshold: DEFAULT_ZERO_THRESHOLD,
+            max_buckets: 160,
+            max_zero_threshold: 0.0,
+            min_reset_duration: None,
+        }
+    }
+}
+
+/// The schema whose buckets grow by at most `factor` each (client_golang's
+/// `pickSchema`): 1.1 gives 3 (a growth of 2^(1/8), about 1.09), clamped to
+/// [`MIN_SCHEMA`]..=[`MAX_SCHEMA`]. A factor at or below 1 gives the finest.
+pub fn schema_for_factor(factor: f64) -> i32 {
+    if factor.is_nan() || factor <= 1.0 {
+        return MAX_SCHEMA;
+    }
+    let floor = factor.log2().log2().floor();
+    if floor <= -f64::from(MAX_SCHEMA) {
+        MAX_SCHEMA
+    } else if floor >= -f64::from(MIN_SCHEMA) {
+        MIN_SCHEMA
+    } else {
+        -(floor as i32)
+    }
+}
+
+/// `(fraction, exponent)` with `value = fraction * 2^exponent` and the
+/// fraction in `[0.5, 1)`, for a positive finite value (C's `frexp`).
+fn frexp(value: f64) -> (f64, i32) {
+    let bits = value.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // Subnormal: scale into the normal range first.
+        let (fraction, exponent) = frexp(value * 2f64.powi(64));
+        return (fraction, exponent - 64);
+    }
+    let fraction = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (fraction, biased - 1022)
+}
+
+/// The bounds of the fractions within one power of two, per positive schema:
+/// `2^(i/2^s) / 2` for `i` in `0..2^s` (client_golang's `nativeHistogramBounds`).
+static FRACTION_BOUNDS: std::sync::LazyLock<Vec<Vec<f64>>> = std::sync::LazyLock::new(|| {
+    (0..=MAX_SCHEMA)
+        .map(|schema| {
+            let per_octave = 1i32 << schema;
+            (0..per_octave).map(|i| 2f64.powf(f64::from(i) / f64::from(per_octave)) / 2.0).collect()
+        })
+        .collect()
+});
+
+/// The index of the bucket holding the positive finite `value` at `schema`:
+/// the `k` with `base^(k-1) < value <= base^k`.
+pub fn bucket_index(value: f64, schema: i32) -> i32 {
+    let (fraction, exponent) = frexp(value);
+    if schema > 0 {
+        let bounds = FRACTION_BOUNDS.get(schema as usize).map_or(&[][..], Vec::as_slice);
+        let index = bounds.partition_point(|bound| *bound < fraction) as i32;
+        index + (exponent - 1) * (1i32 << schema)
+    } else {
+        let mut key = exponent;
+        if fraction == 0.5 {
+            key -= 1;
+        }
+        let offset = (1i32 << -schema) - 1;
+        (key + offset) >> -schema
+    }
+}
+
+/// The upper bound of bucket `index` at `schema`: `base^index`.
+pub fn upper_bound(index: i32, schema: i32) -> f64 {
+    power_of_base(f64::from(index), schema)
+}
+
+/// `base^exponent` at `schema`, `base = 2^(2^-schema)`.
+fn power_of_base(exponent: f64, schema: i32) -> f64 {
+    2f64.powf(exponent * 2f64.powi(-schema))
+}
+
+/// A value well inside bucket `index` at `schema` (its geometric middle).
+fn inside(index: i32, schema: i32) -> f64 {
+    power_of_base(f64::from(index) - 0.5, schema)
+}
+
+/// The index at `schema - by` of the bucket `index` at `schema` falls into.
+fn coarser(index: i32, by: i32) -> i32 {
+    // ceil(index / 2^by), for either sign.
+    let scale = 1i64 << by;
+    (i64::from(index) + scale - 1).div_euclid(scale) as i32
+}
+
+/// A native histogram.
+#[derive(Debug)]
+pub struct NativeHistogram {
+    /// The top bit names the hot half; the rest counts observations started.
+    count_and_hot: AtomicU64,
+    halves: [Half; 2],
+    control: Mutex<Control>,
+    config: NativeConfig,
+}
+
+#[derive(Debug)]
+struct Control {
+    last_reset: Instant,
+    resets: u64,
+    /// Observations started before the last reset: no half counts them.
+    dropped: u64,
+}
+
+const HOT_BIT: u64 = 1 << 63;
+
+/// Slots in a half's table at least: more than the buckets any value range
+/// has at the coarsest schema (2 × 2,100 powers of two / 16, and the sign),
+/// so a histogram at [`MIN_SCHEMA`] never finds its table full.
+const MIN_CAPACITY: usize = 512;
+
+/// A table slot: `key` is 0 when free, else the bucket's signed index plus
+/// a tag bit; `count` its observations.
+#[derive(Debug, Default)]
+struct Slot {
+    key: AtomicU64,
+    count: AtomicU64,
+}
+
+const TAG: u64 = 1 << 40;
+const NEGATIVE: u64 = 1 << 41;
+
+fn tag(index: i32, negative: bool) -> u64 {
+    TAG | (u64::from(index as u32)) | if negative { NEGATIVE } else { 0 }
+}
+
+fn untag(key: u64) -> (i32, bool) {
+    (key as u32 as i32, key & NEGATIVE != 0)
+}
+
+#[derive(Debug)]
+struct Half {
+    schema: AtomicI32,
+    zero_threshold_bits: AtomicU64,
+    sum_bits: AtomicU64,
+    zero_count: AtomicU64,
+    /// Observations that found the table full, as `(value, count)`:
+    /// finished (counted in `aside_count`) and placed at the next change.
+    aside: Mutex<Vec<(f64, u64)>>,
+    aside_count: AtomicU64,
+    buckets: AtomicU32,
+    slots: Box<[Slot]>,
+}
+
+/// A consistent reading of a native histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeSnapshot {
+    /// The schema of the buckets.
+    pub schema: i32,
+    /// The zero bucket's threshold.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    pub zero_count: u64,
+    /// Observations in all.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// `(index, count)` of the positive buckets, by index.
+    pub positive: Vec<(i32, u64)>,
+    /// `(index, count)` of the negative buckets (by absolute value), by index.
+    pub negative: Vec<(i32, u64)>,
+}
+
+impl Half {
+    fn new(capacity: usize, config: &NativeConfig) -> Self {
+        Self {
+            schema: AtomicI32::new(config.schema),
+            zero_threshold_bits: AtomicU64::new(config.zero_threshold.to_bits()),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+            zero_count: AtomicU64::new(0),
+            aside: Mutex::new(Vec::new()),
+            aside_count: AtomicU64::new(0),
+            buckets: AtomicU32::new(0),
+            slots: (0..capacity).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    /// Adds `count` to the bucket; `Some(true)` if it created it, `None` if
+    /// the table is full. The add is a release: a reader that sees it sees
+    /// the sum added before it.
+    fn add(&self, index: i32, negative: bool, count: u64) -> Option<bool> {
+        let key = tag(index, negative);
+        let mask = self.slots.len() - 1;
+        let mut position = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask;
+        for _ in 0..self.slots.len() {
+            let slot = self.slots.get(position)?;
+            let current = slot.key.load(Ordering::Acquire);
+            if current == key {
+                slot.count.fetch_add(count, Ordering::Release);
+                return Some(false);
+            }
+            if current == 0 {
+                match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        slot.count.fetch_add(count, Ordering::Release);
+                        self.buckets.fetch_add(1, Ordering::Relaxed);
+                        return Some(true);
+                    }
+                    Err(taken) if taken == key => {
+                        slot.count.fetch_add(count, Ordering::Release);
+                        return Some(false);
+                    }
+                    Err(_) => {}
+                }
+            }
+            position = (position + 1) & mask;
+        }
+        None
+    }
+
+    /// Observations finished on this half.
+    fn finished(&self) -> u64 {
+        let buckets = self.slots.iter().map(|slot| slot.count.load(Ordering::Acquire)).sum::<u64>();
+        buckets + self.zero_count.load(Ordering::Acquire) + self.aside_count.load(Ordering::Acquire)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (i32, bool, u64)> + '_ {
+        self.slots.iter().filter_map(|slot| {
+            let key = slot.key.load(Ordering::Acquire);
+            let count = slot.count.load(Ordering::Acquire);
+            (key != 0 && count != 0).then(|| {
+                let (index, negative) = untag(key);
+                (index, negative, count)
+            })
+        })
+    }
+
+    /// Empties it, with `schema` and `zero_threshold` for its next turn.
+    /// Only while it is cold and cooled down.
+    fn clear(&self, schema: i32, zero_threshold: f64) {
+        for slot in self.slots.iter() {
+            slot.count.store(0, Ordering::Relaxed);
+            slot.key.store(0, Ordering::Relaxed);
+        }
+        self.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.zero_count.store(0, Ordering::Relaxed);
+        self.aside.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.aside_count.store(0, Ordering::Relaxed);
+        self.buckets.store(0, Ordering::Relaxed);
+        self.schema.store(schema, Ordering::Relaxed);
+        self.zero_threshold_bits.store(zero_threshold.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Where one observation goes in a half of this schema and zero threshold.
+enum Place {
+    Zero,
+    Bucket(i32, bool),
+}
+
+fn place(value: f64, schema: i32, zero_threshold: f64) -> Place {
+    if value.abs() <= zero_threshold {
+        Place::Zero
+    } else {
+        Place::Bucket(bucket_index(value.abs(), schema), value < 0.0)
+    }
+}
+
+impl NativeHistogram {
+    /// An empty native histogram kept as `config` says.
+    pub fn new(config: NativeConfig) -> Self {
+        let config = NativeConfig {
+            schema: config.schema.clamp(MIN_SCHEMA, MAX_SCHEMA),
+            max_buckets: config.max_buckets.max(1),
+            zero_threshold: if config.zero_threshold.is_finite() { config.zero_threshold.max(0.0) } else { 0.0 },
+            ..config
+        };
+        let capacity = (config.max_buckets as usize * 2).max(MIN_CAPACITY).next_power_of_two();
+        Self {
+            count_and_hot: AtomicU64::new(0),
+            halves: [Half::new(capacity, &config), Half::new(capacity, &config)],
+            control: Mutex::new(Control { last_reset: Instant::now(), resets: 0, dropped: 0 }),
+            config,
+        }
+    }
+
+    /// How it is kept.
+    pub fn config(&self) -> &NativeConfig {
+        &self.config
+    }
+
+    fn half(&self, hot_bit: u64) -> &Half {
+        let [first, second] = &self.halves;
+        if hot_bit == 0 { first } else { second }
+    }
+
+    /// Records `value`. NaN and infinities are refused (they have no bucket)
+    /// and `false` is returned.
+    pub fn observe(&self, value: f64) -> bool {
+        if !value.is_finite() {
+            return false;
+        }
+        let started = self.count_and_hot.fetch_add(1, Ordering::Acquire);
+        let half = self.half(started & HOT_BIT);
+        // Relaxed: the bucket's release add below publishes it.
+        super::cells::add_f64(&half.sum_bits, value);
+        let schema = half.schema.load(Ordering::Relaxed);
+        let zero_threshold = f64::from_bits(half.zero_threshold_bits.load(Ordering::Relaxed));
+        match place(value, schema, zero_threshold) {
+            Place::Zero => {
+                half.zero_count.fetch_add(1, Ordering::Release);
+            }
+            Place::Bucket(index, negative) => {
+                if half.add(index, negative, 1).is_none() {
+                    half.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, 1));
+                    half.aside_count.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+        self.limit_if_over(half);
+        true
+    }
+
+    #[inline]
+    fn limit_if_over(&self, half: &Half) {
+        if half.buckets.load(Ordering::Relaxed) > self.config.max_buckets
+            || half.aside_count.load(Ordering::Relaxed) > 0
+        {
+            self.limit();
+        }
+    }
+
+    /// Keeps the hot half within the bucket limit: reset, else widen the zero
+    /// bucket, else halve the resolution, until it is within.
+    #[cold]
+    fn limit(&self) {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let hot = self.half(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT);
+            let aside = hot.aside_count.load(Ordering::Acquire) > 0;
+            if hot.buckets.load(Ordering::Relaxed) <= self.config.max_buckets && !aside {
+                return; // within the limit (another thread may have got here first)
+            }
+            let schema = hot.schema.load(Ordering::Relaxed);
+            let zero_threshold = f64::from_bits(hot.zero_threshold_bits.load(Ordering::Relaxed));
+            if let Some(every) = self.config.min_reset_duration
+                && control.last_reset.elapsed() >= every
+            {
+                control.last_reset = Instant::now();
+                control.resets += 1;
+                self.swap(&mut control, schema, zero_threshold, Merge::Drop);
+                return;
+            }
+            if zero_threshold < self.config.max_zero_threshold
+                && let Some(closest) = hot.entries().map(|(index, _, _)| index).min()
+                && upper_bound(closest, schema) <= self.config.max_zero_threshold
+            {
+                self.swap(&mut control, schema, upper_bound(closest, schema), Merge::Keep);
+            } else if schema > MIN_SCHEMA {
+                self.swap(&mut control, schema - 1, zero_threshold, Merge::Keep);
+            } else {
+                if aside {
+                    // At the coarsest schema every bucket fits the table:
+                    // place what was kept aside. More buckets than the limit
+                    // remain possible here, bounded by the range of values.
+                    self.swap(&mut control, schema, zero_threshold, Merge::Keep);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Makes the cold half hot with `schema` and `zero_threshold`, waits for
+    /// the old hot half's observations to finish, and moves them into the new
+    /// hot half (or drops them, for a reset). Returns what the old half held.
+    fn swap(&self, control: &mut Control, schema: i32, zero_threshold: f64, merge: Merge) -> NativeSnapshot {
+        let cold_bit = !self.count_and_hot.load(Ordering::Acquire) & HOT_BIT;
+        let next = self.half(cold_bit);
+        next.clear(schema, zero_threshold);
+        let swapped = self.count_and_hot.fetch_add(HOT_BIT, Ordering::AcqRel);
+        let started = swapped & !HOT_BIT;
+        let old = self.half(swapped & HOT_BIT);
+        // The old half holds every observation started so far but those a
+        // reset dropped; the last ones finish in a few instructions.
+        let mut spins = 0u32;
+        while old.finished() + control.dropped < started {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let snapshot = read(old);
+        match merge {
+            Merge::Drop => control.dropped = started,
+            Merge::Keep => {
+                // Relaxed: the release adds of the counts below publish it.
+                super::cells::add_f64(&next.sum_bits, snapshot.sum);
+                let mut zero = snapshot.zero_count;
+                let positive = snapshot.positive.iter().map(|&(index, count)| (index, false, count));
+                let negative = snapshot.negative.iter().map(|&(index, count)| (index, true, count));
+                for (index, negative, count) in positive.chain(negative) {
+                    let index = coarser(index, snapshot.schema - schema);
+                    let bound = upper_bound(index, schema);
+                    if bound <= zero_threshold {
+                        zero += count;
+                    } else if next.add(index, negative, count).is_none() {
+                        // Full: kept aside as a value inside its bucket.
+                        let value = if negative { -inside(index, schema) } else { inside(index, schema) };
+                        next.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, count));
+                        next.aside_count.fetch_add(count, Ordering::Release);
+                    }
+                }
+                next.zero_count.fetch_add(zero, Ordering::Release);
+            }
+        }
+        old.clear(schema, zero_threshold);
+        snapshot
+    }
+
+    /// A consistent reading: every observation that finished before this
+    /// call, and none half-recorded.
+    pub fn snapshot(&self) -> NativeSnapshot {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        let hot = self.half(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT);
+        let schema = hot.schema.load(Ordering::Relaxed);
+        let zero_threshold = f64::from_bits(hot.zero_threshold_bits.load(Ordering::Relaxed));
+        self.swap(&mut control, schema, zero_threshold, Merge::Keep)
+    }
+
+    /// How many times it reset itself to stay within the bucket limit.
+    pub fn resets(&self) -> u64 {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner).resets
+    }
+}
+
+/// What a swap does with the old half's observations.
+enum Merge {
+    /// Moves them into the new hot half.
+    Keep,
+    /// Drops them: the histogram resets.
+    Drop,
+}
+
+/// Reads a cooled-down half, with the observations kept aside.
+fn read(half: &Half) -> NativeSnapshot {
+    let schema = half.schema.load(Ordering::Relaxed);
+    let zero_threshold = f64::from_bits(half.zero_threshold_bits.load(Ordering::Relaxed));
+    let mut zero_count = half.zero_count.load(Ordering::Acquire);
+    let mut positive = std::collections::BTreeMap::new();
+    let mut negative = std::collections::BTreeMap::new();
+    for (index, is_negative, count) in half.entries() {
+        *(if is_negative { &mut negative } else { &mut positive }).entry(index).or_insert(0u64) += count;
+    }
+    for &(value, count) in half.aside.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        match place(value, schema, zero_threshold) {
+            Place::Zero => zero_count += count,
+            Place::Bucket(index, is_negative) => {
+                *(if is_negative { &mut negative } else { &mut positive }).entry(index).or_insert(0u64) += count;
+            }
+        }
+    }
+    let sum = f64::from_bits(half.sum_bits.load(Ordering::Acquire));
+    let count = zero_count + positive.values().sum::<u64>() + negative.values().sum::<u64>();
+    NativeSnapshot {
+        schema,
+        zero_threshold,
+        zero_count,
+        count,
+        sum,
+        positive: positive.into_iter().collect(),
+        negative: negative.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_buckets: u32) -> NativeConfig {
+        NativeConfig { max_buckets, ..NativeConfig::default() }
+    }
+
+    #[test]
+    fn the_default_zero_threshold_is_2_to_the_minus_128() {
+        assert_eq!(DEFAULT_ZERO_THRESHOLD, 2f64.powi(-128));
+    }
+
+    #[test]
+    fn schemas_from_factors_are_client_golangs() {
+        assert_eq!(schema_for_factor(1.1), 3);
+        assert_eq!(schema_for_factor(2.0), 0);
+        assert_eq!(schema_for_factor(4.0), -1);
+        assert_eq!(schema_for_factor(1.0001), MAX_SCHEMA);
+        assert_eq!(schema_for_factor(1e300), MIN_SCHEMA);
+        assert_eq!(schema_for_factor(0.5), MAX_SCHEMA);
+    }
+
+    #[test]
+    fn bucket_bounds_are_inclusive_above_and_exclusive_below() {
+        for schema in MIN_SCHEMA..=MAX_SCHEMA {
+            for index in [-40, -3, -1, 0, 1, 2, 7, 8, 9, 100] {
+                let upper = upper_bound(index, schema);
+                let lower = upper_bound(index - 1, schema);
+                if !upper.is_finite() || lower == 0.0 {
+                    continue; // past the range of f64 at this schema
+                }
+                assert_eq!(bucket_index(inside(index, schema), schema), index, "inside, schema {schema}");
+                if schema <= 0 || index % (1 << schema) == 0 {
+                    // Exact powers of two: the bound itself is in the bucket.
+                    assert_eq!(bucket_index(upper, schema), index, "upper bound {upper}, schema {schema}");
+                    assert_eq!(bucket_index(lower, schema), index - 1, "lower bound {lower}, schema {schema}");
+                }
+            }
+        }
+        // Prometheus' own examples: schema 0, 1 is bucket 0, 1.5 and 2 bucket 1.
+        assert_eq!([bucket_index(1.0, 0), bucket_index(1.5, 0), bucket_index(2.0, 0)], [0, 1, 1]);
+        assert_eq!(bucket_index(f64::MIN_POSITIVE / 4.0, 0), -1024, "subnormals have buckets too");
+    }
+
+    #[test]
+    fn a_snapshot_is_every_observation_placed_once() {
+        let histogram = NativeHistogram::new(NativeConfig::default());
+        for value in [0.0, 1.0, 1.05, 2.0, -3.0, 1e-40, 0.0015] {
+            assert!(histogram.observe(value));
+        }
+        assert!(!histogram.observe(f64::NAN));
+        assert!(!histogram.observe(f64::INFINITY));
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.schema, 3);
+        assert_eq!(snapshot.count, 7);
+        assert_eq!(snapshot.zero_count, 2, "0 and 1e-40 are within 2^-128");
+        assert!((snapshot.sum - (1.0 + 1.05 + 2.0 - 3.0 + 1e-40 + 0.0015)).abs() < 1e-12);
+        assert_eq!(snapshot.positive, vec![(bucket_index(0.0015, 3), 1), (0, 1), (1, 1), (8, 1)]);
+        assert_eq!(snapshot.negative, vec![(bucket_index(3.0, 3), 1)]);
+        // Reading again changes nothing: the swap moved everything across.
+        assert_eq!(histogram.snapshot(), snapshot);
+        histogram.observe(1.0);
+        let again = histogram.snapshot();
+        assert_eq!((again.count, again.positive.get(1)), (8, Some(&(0, 2))));
+    }
+
+    #[test]
+    fn past_the_bucket_limit_the_resolution_halves_and_nothing_is_lost() {
+        let histogram = NativeHistogram::new(config(20));
+        let values: Vec<f64> = (1..=200).map(|i| 1.0 + f64::from(i) * 0.05).collect();
+        for value in &values {
+            histogram.observe(*value);
+        }
+        let snapshot = histogram.snapshot();
+        assert!(snapshot.schema < 3, "the schema went down from 3 to {}", snapshot.schema);
+        assert!(snapshot.positive.len() <= 20, "{} buckets", snapshot.positive.len());
+        assert_eq!(snapshot.count, 200);
+        // Every value is in the bucket the final schema puts it in.
+        let mut expected = std::collections::BTreeMap::new();
+        for value in &values {
+            *expected.entry(bucket_index(*value, snapshot.schema)).or_insert(0u64) += 1;
+        }
+        assert_eq!(snapshot.positive, expected.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn past_the_limit_the_zero_bucket_widens_first_when_allowed() {
+        let histogram =
+            NativeHistogram::new(NativeConfig { max_buckets: 3, max_zero_threshold: 0.01, ..NativeConfig::default() });
+        for value in [0.001, 0.002, 1.0, 2.0] {
+            histogram.observe(value);
+        }
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.schema, 3, "widening the zero bucket was enough");
+        assert_eq!(snapshot.zero_threshold, upper_bound(bucket_index(0.001, 3), 3));
+        assert_eq!((snapshot.zero_count, snapshot.count), (1, 4));
+    }
+
+    #[test]
+    fn past_the_limit_it_resets_once_the_minimum_duration_has_passed() {
+        let histogram = NativeHistogram::new(NativeConfig {
+            max_buckets: 2,
+            min_reset_duration: Some(Duration::ZERO),
+            ..NativeConfig::default()
+        });
+        for value in [1.0, 2.0, 4.0] {
+            histogram.observe(value);
+        }
+        assert_eq!(histogram.resets(), 1);
+        let snapshot = histogram.snapshot();
+        assert_eq!((snapshot.schema, snapshot.count), (3, 0), "a reset starts over: {snapshot:?}");
+        histogram.observe(8.0);
+        assert_eq!(histogram.snapshot().count, 1, "and counts again after it");
+    }
+
+    #[test]
+    fn concurrent_observers_and_readers_lose_nothing() {
+        let histogram = NativeHistogram::new(config(30));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut last = 0;
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let snapshot = histogram.snapshot();
+                    let buckets: u64 = snapshot.positive.iter().chain(&snapshot.negative).map(|b| b.1).sum();
+                    assert_eq!(snapshot.count, buckets + snapshot.zero_count);
+                    assert!(snapshot.count >= last, "the count went down: {last} -> {}", snapshot.count);
+                    last = snapshot.count;
+                    reads += 1;
+                }
+                reads
+            });
+            let writers: Vec<_> = (0..4)
+                .map(|thread| {
+                    let histogram = &histogram;
+                    scope.spawn(move || {
+                        for i in 0..50_000u32 {
+                            let value = f64::from(i % 1000 + 1) * 1e-3 * if thread % 2 == 0 { 1.0 } else { -1.0 };
+                            histogram.observe(value);
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().expect("writer");
+            }
+            done.store(true, Ordering::Relaxed);
+            assert!(reader.join().expect("reader") > 0);
+        });
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, 200_000);
+        assert!(snapshot.positive.len() + snapshot.negative.len() <= 30, "{snapshot:?}");
+        assert!(snapshot.sum.abs() < 1e-6, "the signs cancel: {}", snapshot.sum);
+    }
+}

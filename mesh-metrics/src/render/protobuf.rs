@@ -1,0 +1,535 @@
+//! The Prometheus protobuf exposition: a stream of length-delimited
+//! `io.prometheus.client.MetricFamily` messages (`prometheus/client_model`'s
+//! `metrics.proto`), the only format that carries native histograms to
+//! Prometheus 2.x.
+//!
+//! Families are named and claimed as in the text formats (a counter keeps its
+//! `_total`, a family whose sample names another family took is left out), so
+//! every format serves the same series. Exemplars carry their timestamps.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::GlobalLabels;
+use super::from_classic::{Block, blocks, unescape_help};
+use super::openmetrics::{COUNTER_SUFFIXES, Claimed, HISTOGRAM_SUFFIXES, SUMMARY_SUFFIXES};
+use crate::exemplar::Exemplar;
+use crate::proto::Writer;
+use crate::registry::native::NativeSnapshot;
+use crate::registry::{Cell, Family, Histogram, MetricKind};
+
+/// `metrics.proto`'s field numbers.
+mod field {
+    pub(super) mod family {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const HELP: u32 = 2;
+        pub(crate) const TYPE: u32 = 3;
+        pub(crate) const METRIC: u32 = 4;
+        pub(crate) const UNIT: u32 = 5;
+    }
+    pub(super) mod metric {
+        pub(crate) const LABEL: u32 = 1;
+        pub(crate) const GAUGE: u32 = 2;
+        pub(crate) const COUNTER: u32 = 3;
+        pub(crate) const SUMMARY: u32 = 4;
+        pub(crate) const UNTYPED: u32 = 5;
+        pub(crate) const HISTOGRAM: u32 = 7;
+    }
+    pub(super) mod label {
+        pub(crate) const NAME: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+    }
+    /// `Gauge.value`, `Counter.value`, `Untyped.value`.
+    pub(super) const VALUE: u32 = 1;
+    pub(super) const COUNTER_EXEMPLAR: u32 = 2;
+    pub(super) mod summary {
+        pub(crate) const COUNT: u32 = 1;
+        pub(crate) const SUM: u32 = 2;
+        pub(crate) const QUANTILE: u32 = 3;
+        pub(crate) const QUANTILE_QUANTILE: u32 = 1;
+        pub(crate) const QUANTILE_VALUE: u32 = 2;
+    }
+    pub(super) mod histogram {
+        pub(crate) const COUNT: u32 = 1;
+        pub(crate) const SUM: u32 = 2;
+        pub(crate) const BUCKET: u32 = 3;
+        pub(crate) const SCHEMA: u32 = 5;
+        pub(crate) const ZERO_THRESHOLD: u32 = 6;
+        pub(crate) const ZERO_COUNT: u32 = 7;
+        pub(crate) const NEGATIVE_SPAN: u32 = 9;
+        pub(crate) const NEGATIVE_DELTA: u32 = 10;
+        pub(crate) const POSITIVE_SPAN: u32 = 12;
+        pub(crate) const POSITIVE_DELTA: u32 = 13;
+        pub(crate) const EXEMPLARS: u32 = 16;
+    }
+    pub(super) mod bucket {
+        pub(crate) const CUMULATIVE_COUNT: u32 = 1;
+        pub(crate) const UPPER_BOUND: u32 = 2;
+        pub(crate) const EXEMPLAR: u32 = 3;
+        pub(crate) const CUMULATIVE_COUNT_FLOAT: u32 = 4;
+    }
+    pub(super) mod span {
+        pub(crate) const OFFSET: u32 = 1;
+        pub(crate) const LENGTH: u32 = 2;
+    }
+    pub(super) mod exemplar {
+        pub(crate) const LABEL: u32 = 1;
+        pub(crate) const VALUE: u32 = 2;
+        pub(crate) const TIMESTAMP: u32 = 3;
+    }
+    pub(super) mod timestamp {
+        pub(crate) const SECONDS: u32 = 1;
+        pub(crate) const NANOS: u32 = 2;
+    }
+}
+
+/// `MetricType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Counter = 0,
+    Gauge = 1,
+    Summary = 2,
+    Untyped = 3,
+    Histogram = 4,
+}
+
+/// A whole protobuf document: `families`, then the families of `facade` (a
+/// classic exposition), each only if `wanted` names it. Returns it with the
+/// names of the families left out because their sample names clashed.
+pub(crate) fn document(
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    facade: Option<&str>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> (Vec<u8>, Vec<String>) {
+    let mut out = Writer::default();
+    let mut claimed = Claimed::default();
+    let clock = crate::exemplar::scrape_clock();
+    let mut skipped = registry_families(&mut out, families, global, &mut claimed, clock, wanted);
+    if let Some(facade) = facade {
+        for block in blocks(facade) {
+            let wanted = wanted(block.name);
+            if !facade_family(&mut out, &block, &mut claimed, wanted) && wanted {
+                skipped.push(block.name.to_owned());
+            }
+        }
+    }
+    (out.into_bytes(), skipped)
+}
+
+/// The sample-name suffixes a family claims, as the text formats name it.
+fn claim(claimed: &mut Claimed, name: &str, kind: MetricKind) -> bool {
+    match kind {
+        MetricKind::Counter => match name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() => claimed.claim(base, COUNTER_SUFFIXES),
+            _ => claimed.claim(name, &[]),
+        },
+        MetricKind::Gauge => claimed.claim(name, &[]),
+        MetricKind::Histogram => claimed.claim(name, HISTOGRAM_SUFFIXES),
+    }
+}
+
+fn registry_families(
+    out: &mut Writer,
+    families: &[Arc<Family>],
+    global: &GlobalLabels,
+    claimed: &mut Claimed,
+    clock: (SystemTime, quanta::Instant),
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    let mut cumulative = Vec::new();
+    for family in families {
+        let series = family.series_list();
+        if series.is_empty() {
+            continue;
+        }
+        let descriptor = family.descriptor();
+        if !claim(claimed, &descriptor.name, descriptor.kind) {
+            if wanted(&descriptor.name) {
+                skipped.push(descriptor.name.to_string());
+            }
+            continue;
+        }
+        if !wanted(&descriptor.name) {
+            continue;
+        }
+        let names = &*descriptor.label_names;
+        let global = global.pairs_for(names);
+        let kind = match descriptor.kind {
+            MetricKind::Counter => Type::Counter,
+            MetricKind::Gauge => Type::Gauge,
+            MetricKind::Histogram => Type::Histogram,
+        };
+        out.delimited(|message| {
+            message.string(field::family::NAME, &descriptor.name);
+            message.string(field::family::HELP, &descriptor.help);
+            message.uint_present(field::family::TYPE, kind as u64);
+            for series in &series {
+                message.message(field::family::METRIC, |metric| {
+                    for (name, value) in series.label_names(names).iter().zip(series.labels()) {
+                        label(metric, name, value);
+                    }
+                    for (name, value) in &global {
+                        label(metric, name, value);
+                    }
+                    match series.cell() {
+                        Cell::Counter(counter) => metric.message(field::metric::COUNTER, |value| {
+                            value.double(field::VALUE, counter.get());
+                            if let Some(exemplar) = counter.read_exemplar(clock) {
+                                value.message(field::COUNTER_EXEMPLAR, |out| write_exemplar(out, &exemplar));
+                            }
+                        }),
+                        Cell::Gauge(gauge) => {
+                            metric.message(field::metric::GAUGE, |value| value.double(field::VALUE, gauge.get()));
+                        }
+                        Cell::InFlight(in_flight) => metric.message(field::metric::GAUGE, |value| {
+                            value.double(field::VALUE, in_flight.get() as f64);
+                        }),
+                        Cell::Histogram(histogram) => metric.message(field::metric::HISTOGRAM, |out| {
+                            write_histogram(out, histogram, clock, &mut cumulative);
+                        }),
+                    }
+                });
+            }
+            if let Some(unit) = descriptor.unit.as_deref() {
+                message.string(field::family::UNIT, unit);
+            }
+        });
+    }
+    skipped
+}
+
+fn label(out: &mut Writer, name: &str, value: &str) {
+    out.message(field::metric::LABEL, |pair| {
+        pair.string(field::label::NAME, name);
+        pair.string(field::label::VALUE, value);
+    });
+}
+
+/// A histogram: its classic buckets (when it keeps them; `+Inf` is left out,
+/// as the format allows and client_golang does) and, when it is native, its
+/// schema, zero bucket, spans and deltas.
+fn write_histogram(
+    out: &mut Writer,
+    histogram: &Histogram,
+    clock: (SystemTime, quanta::Instant),
+    cumulative: &mut Vec<u64>,
+) {
+    let native = histogram.native().map(|native| native.snapshot());
+    let (count, sum, layout) = histogram.read(cumulative);
+    match &native {
+        // Native only: its own count and sum, read in the same snapshot as
+        // its buckets.
+        Some(snapshot) if !histogram.keeps_classic_buckets() => {
+            out.uint_present(field::histogram::COUNT, snapshot.count);
+            out.double(field::histogram::SUM, snapshot.sum);
+        }
+        _ => {
+            out.uint_present(field::histogram::COUNT, count);
+            out.double(field::histogram::SUM, sum);
+        }
+    }
+    if histogram.keeps_classic_buckets() {
+        for (i, (bound, bucket)) in layout.bounds().iter().zip(cumulative.iter()).enumerate() {
+            out.message(field::histogram::BUCKET, |out| {
+                out.uint_present(field::bucket::CUMULATIVE_COUNT, *bucket);
+                out.double(field::bucket::UPPER_BOUND, *bound);
+                if let Some(exemplar) = histogram.read_exemplar(i, clock) {
+                    out.message(field::bucket::EXEMPLAR, |out| write_exemplar(out, &exemplar));
+                }
+            });
+        }
+    }
+    if let Some(snapshot) = &native {
+        write_native(out, snapshot);
+        for exemplar in histogram.native_exemplars(clock) {
+            out.message(field::histogram::EXEMPLARS, |out| write_exemplar(out, &exemplar));
+        }
+    }
+}
+
+/// The native part of a histogram.
+fn write_native(out: &mut Writer, snapshot: &NativeSnapshot) {
+    out.sint(field::histogram::SCHEMA, i64::from(snapshot.schema));
+    out.double(field::histogram::ZERO_THRESHOLD, snapshot.zero_threshold);
+    out.uint_present(field::histogram::ZERO_COUNT, snapshot.zero_count);
+    let (negative_spans, negative_deltas) = spans_and_deltas(&snapshot.negative);
+    let (mut positive_spans, positive_deltas) = spans_and_deltas(&snapshot.positive);
+    if snapshot.zero_threshold == 0.0
+        && snapshot.zero_count == 0
+        && positive_spans.is_empty()
+        && negative_spans.is_empty()
+    {
+        // An empty span marks a histogram with no observations (and no zero
+        // threshold) as native, as client_golang does.
+        positive_spans.push((0, 0));
+    }
+    for (spans, field) in
+        [(&negative_spans, field::histogram::NEGATIVE_SPAN), (&positive_spans, field::histogram::POSITIVE_SPAN)]
+    {
+        for (offset, length) in spans {
+            out.message(field, |span| {
+                span.sint(field::span::OFFSET, i64::from(*offset));
+                span.uint_present(field::span::LENGTH, u64::from(*length));
+            });
+        }
+    }
+    out.packed_sint(field::histogram::NEGATIVE_DELTA, &negative_deltas);
+    out.packed_sint(field::histogram::POSITIVE_DELTA, &positive_deltas);
+}
+
+/// Spans (`offset` from the end of the previous span, or the first index;
+/// `length`) and count deltas of buckets sorted by index. Gaps of one or two
+/// empty buckets are bridged with zero counts (fewer spans, as client_golang
+/// does).
+pub(crate) fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<(i32, u32)>, Vec<i64>) {
+    let mut spans: Vec<(i32, u32)> = Vec::new();
+    let mut deltas = Vec::new();
+    let mut previous_count = 0i64;
+    let mut next_index: Option<i32> = None;
+    for &(index, count) in buckets {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        match (next_index, spans.last_mut()) {
+            (Some(next), Some(span)) if index - next <= 2 => {
+                for _ in next..index {
+                    deltas.push(-previous_count);
+                    previous_count = 0;
+                    span.1 += 1;
+                }
+                span.1 += 1;
+            }
+            (Some(next), _) => spans.push((index - next, 1)),
+            (None, _) => spans.push((index, 1)),
+        }
+        deltas.push(count - previous_count);
+        previous_count = count;
+        next_index = Some(index + 1);
+    }
+    (spans, deltas)
+}
+
+fn write_exemplar(out: &mut Writer, exemplar: &Exemplar) {
+    out.message(field::exemplar::LABEL, |pair| {
+        pair.string(field::label::NAME, "trace_id");
+        pair.string(field::label::VALUE, &exemplar.trace_id.to_string());
+    });
+    out.double(field::exemplar::VALUE, exemplar.value);
+    out.message(field::exemplar::TIMESTAMP, |out| timestamp(out, exemplar.timestamp));
+}
+
+fn timestamp(out: &mut Writer, at: Duration) {
+    out.uint(field::timestamp::SECONDS, at.as_secs());
+    out.uint(field::timestamp::NANOS, u64::from(at.subsec_nanos()));
+}
+
+/// One family of the `metrics` facade's classic text. `false` if its sample
+/// names were taken (and, when `write`, nothing written).
+fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, write: bool) -> bool {
+    let (kind, base, suffixes): (Type, &str, &[&str]) = match block.kind {
+        "counter" => match block.name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() => (Type::Counter, base, COUNTER_SUFFIXES),
+            _ => (Type::Untyped, block.name, &[]),
+        },
+        "gauge" => (Type::Gauge, block.name, &[]),
+        "histogram" => (Type::Histogram, block.name, HISTOGRAM_SUFFIXES),
+        "summary" => (Type::Summary, block.name, SUMMARY_SUFFIXES),
+        _ => (Type::Untyped, block.name, &[]),
+    };
+    let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| Sample::parse(line)).collect();
+    let Some(samples) = samples else { return false };
+    let owns = |sample: &Sample| {
+        sample.name.strip_prefix(base).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
+    };
+    if !samples.iter().all(owns) || !claimed.claim(base, suffixes) {
+        return false;
+    }
+    if !write {
+        return true;
+    }
+    out.delimited(|message| {
+        message.string(field::family::NAME, block.name);
+        message.string(field::family::HELP, &unescape_help(block.help.unwrap_or_default()));
+        message.uint_present(field::family::TYPE, kind as u64);
+        match kind {
+            Type::Histogram => grouped(message, &samples, "le", |out, group| facade_histogram(out, block.name, group)),
+            Type::Summary => {
+                grouped(message, &samples, "quantile", |out, group| facade_summary(out, block.name, group))
+            }
+            Type::Counter | Type::Gauge | Type::Untyped => {
+                let field = match kind {
+                    Type::Counter => field::metric::COUNTER,
+                    Type::Gauge => field::metric::GAUGE,
+                    _ => field::metric::UNTYPED,
+                };
+                for sample in &samples {
+                    message.message(field::family::METRIC, |metric| {
+                        for (name, value) in &sample.labels {
+                            label(metric, name, value);
+                        }
+                        metric.message(field, |out| out.double(field::VALUE, sample.value));
+                    });
+                }
+            }
+        }
+    });
+    true
+}
+
+/// Writes one `Metric` per label set (all labels but `special`), in the
+/// order label sets first appear, with `write` filling in its value.
+fn grouped(out: &mut Writer, samples: &[Sample], special: &str, write: impl Fn(&mut Writer, &[&Sample])) {
+    type Labels = Vec<(String, String)>;
+    let mut groups: Vec<(Labels, Vec<&Sample>)> = Vec::new();
+    for sample in samples {
+        let key: Vec<(String, String)> = sample.labels.iter().filter(|(name, _)| name != special).cloned().collect();
+        match groups.iter_mut().find(|(labels, _)| *labels == key) {
+            Some((_, members)) => members.push(sample),
+            None => groups.push((key, vec![sample])),
+        }
+    }
+    for (labels, members) in &groups {
+        out.message(field::family::METRIC, |metric| {
+            for (name, value) in labels {
+                label(metric, name, value);
+            }
+            write(metric, members);
+        });
+    }
+}
+
+fn facade_histogram(out: &mut Writer, name: &str, samples: &[&Sample]) {
+    out.message(field::metric::HISTOGRAM, |histogram| {
+        let value = |suffix: &str| samples.iter().find(|s| s.name.strip_prefix(name) == Some(suffix)).map(|s| s.value);
+        if let Some(count) = value("_count") {
+            count_field(histogram, field::histogram::COUNT, None, count);
+        }
+        if let Some(sum) = value("_sum") {
+            histogram.double(field::histogram::SUM, sum);
+        }
+        for sample in samples.iter().filter(|s| s.name.strip_prefix(name) == Some("_bucket")) {
+            let Some(bound) = sample.label("le").and_then(parse_number) else { continue };
+            if bound == f64::INFINITY {
+                continue; // implied by the count
+            }
+            histogram.message(field::histogram::BUCKET, |bucket| {
+                count_field(
+                    bucket,
+                    field::bucket::CUMULATIVE_COUNT,
+                    Some(field::bucket::CUMULATIVE_COUNT_FLOAT),
+                    sample.value,
+                );
+                bucket.double(field::bucket::UPPER_BOUND, bound);
+            });
+        }
+    });
+}
+
+fn facade_summary(out: &mut Writer, name: &str, samples: &[&Sample]) {
+    out.message(field::metric::SUMMARY, |summary| {
+        let value = |suffix: &str| samples.iter().find(|s| s.name.strip_prefix(name) == Some(suffix)).map(|s| s.value);
+        if let Some(count) = value("_count") {
+            count_field(summary, field::summary::COUNT, None, count);
+        }
+        if let Some(sum) = value("_sum") {
+            summary.double(field::summary::SUM, sum);
+        }
+        for sample in samples.iter().filter(|s| s.name == name) {
+            let Some(quantile) = sample.label("quantile").and_then(parse_number) else { continue };
+            summary.message(field::summary::QUANTILE, |out| {
+                out.double(field::summary::QUANTILE_QUANTILE, quantile);
+                out.double(field::summary::QUANTILE_VALUE, sample.value);
+            });
+        }
+    });
+}
+
+/// A count: whole counts as `uint64`; anything else in the `_float` field
+/// where the message has one (a summary's count has none: rounded down).
+fn count_field(out: &mut Writer, whole: u32, float: Option<u32>, value: f64) {
+    match float {
+        Some(float) if value.fract() != 0.0 || !(0.0..u64::MAX as f64).contains(&value) => out.double(float, value),
+        _ => out.uint_present(whole, value.max(0.0) as u64),
+    }
+}
+
+fn parse_number(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        other => other.parse().ok(),
+    }
+}
+
+/// One sample line of the classic format.
+#[derive(Debug, PartialEq)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Sample {
+    /// `name{a="x",b="y"} value [timestamp]`; `None` if it is not one.
+    fn parse(line: &str) -> Option<Self> {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let name = line.get(..name_end)?.to_owned();
+        let mut rest = line.get(name_end..)?;
+        let mut labels = Vec::new();
+        if let Some(mut inside) = rest.strip_prefix('{') {
+            loop {
+                inside = inside.trim_start_matches([' ', ',']);
+                if let Some(after) = inside.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (label, after) = inside.split_once("=\"")?;
+                let mut value = String::new();
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (i, '"') => break i,
+                        (_, '\\') => match chars.next()?.1 {
+                            'n' => value.push('\n'),
+                            other => value.push(other),
+                        },
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((label.trim().to_owned(), value));
+                inside = after.get(end + 1..)?;
+            }
+        }
+        let value = parse_number(rest.split_whitespace().next()?)?;
+        Some(Self { name, labels, value })
+    }
+
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(label, _)| label == name).map(|(_, value)| value.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_bridge_small_gaps_and_deltas_are_differences() {
+        assert_eq!(spans_and_deltas(&[]), (vec![], vec![]));
+        // Buckets -2, -1 | 0 | 3 (gap of 2: bridged) | 10 (gap of 6: new span).
+        let (spans, deltas) = spans_and_deltas(&[(-2, 4), (-1, 1), (0, 3), (3, 2), (10, 5)]);
+        assert_eq!(spans, vec![(-2, 6), (6, 1)]);
+        assert_eq!(deltas, vec![4, -3, 2, -3, 0, 2, 3]);
+    }
+
+    #[test]
+    fn classic_sample_lines_parse_with_escapes() {
+        let sample = Sample::parse(r#"jobs_total{queue="a\"b\\c\nd",le="+Inf"} 3 1700000000"#).expect("a sample");
+        assert_eq!(sample.name, "jobs_total");
+        assert_eq!(sample.labels, vec![("queue".into(), "a\"b\\c\nd".into()), ("le".into(), "+Inf".into())]);
+        assert_eq!(sample.value, 3.0);
+        assert_eq!(Sample::parse("up 1").map(|s| (s.labels.len(), s.value)), Some((0, 1.0)));
+        assert_eq!(Sample::parse("bad{a=\"x} 1"), None);
+    }
+}
