@@ -75,13 +75,14 @@ pub struct Exemplar {
 }
 
 impl Histogram {
-    /// Whether Prometheus reads it as native: spans, a zero threshold or a
-    /// zero count (its `isNativeHistogram`).
+    /// Whether Prometheus 2.42 reads it as native (its `isNativeHistogram`
+    /// then: a zero threshold, a zero count or bucket deltas; later versions
+    /// also take a span).
     pub fn is_native(&self) -> bool {
-        !self.positive_span.is_empty()
-            || !self.negative_span.is_empty()
-            || self.zero_threshold.unwrap_or(0.0) > 0.0
+        self.zero_threshold.unwrap_or(0.0) > 0.0
             || self.zero_count.unwrap_or(0) > 0
+            || !self.positive_delta.is_empty()
+            || !self.negative_delta.is_empty()
     }
 
     /// The native buckets as `index -> count`, from spans and deltas, as

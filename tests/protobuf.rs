@@ -106,7 +106,11 @@ fn an_empty_histogram_without_a_zero_threshold_carries_the_empty_span() {
     let families = decode(&registry);
     let histogram = families[0].metric[0].histogram.as_ref().expect("a histogram");
     assert_eq!(histogram.positive_span, vec![(0, 0)], "client_golang's no-op span marks it native");
-    assert!(histogram.positive_delta.is_empty() && histogram.is_native());
+    assert!(histogram.positive_delta.is_empty());
+    // Prometheus 2.42 predates that convention: with no zero threshold, an
+    // empty native histogram reads as classic there (the documented reason to
+    // keep the threshold above 0).
+    assert!(!histogram.is_native());
 }
 
 #[test]
@@ -171,4 +175,43 @@ fn counters_and_gauges_decode_with_their_values_and_exemplars() {
     assert_eq!(counter.exemplar.as_ref().map(|e| e.value), Some(3.0));
     assert_eq!((families[1].name.as_str(), families[1].kind), ("depth", 1));
     assert_eq!(families[1].metric[0].gauge, Some(-2.25));
+}
+
+#[test]
+fn under_concurrent_observations_the_count_sent_is_the_native_buckets_sum() {
+    let registry = Registry::new();
+    let layout = Layout::new(&[0.001, 0.01, 0.1]).expect("layout").with_native(NativeConfig::default());
+    let family = histogram_family(&registry, "busy_seconds", layout);
+    let series = family.series(&["get"], |layout| Cell::Histogram(Histogram::striped(layout.clone()))).expect("series");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let last = std::thread::scope(|scope| {
+        for thread in 0..2u64 {
+            let (series, done) = (&series, &done);
+            scope.spawn(move || {
+                let Cell::Histogram(histogram) = series.cell() else { panic!("a histogram") };
+                let mut i = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    histogram.observe_nanos(1_000 + (i * 7_919 + thread) % 200_000_000);
+                    i += 1;
+                }
+            });
+        }
+        let mut last = 0;
+        for _ in 0..300 {
+            let families = decode(&registry);
+            let histogram = families[0].metric[0].histogram.as_ref().expect("a histogram");
+            let native = metrics_proto::Histogram::native_buckets(&histogram.positive_span, &histogram.positive_delta)
+                .expect("spans and deltas agree");
+            let buckets: u64 = native.values().sum::<u64>() + histogram.zero_count.unwrap_or(0);
+            assert_eq!(histogram.sample_count, buckets, "the count is the native buckets' sum");
+            for bucket in &histogram.bucket {
+                assert!(bucket.cumulative_count <= histogram.sample_count, "a classic bucket past the count");
+            }
+            assert!(histogram.sample_count >= last, "the count went down");
+            last = histogram.sample_count;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        last
+    });
+    assert!(last > 0, "observations were made during the reads");
 }

@@ -59,9 +59,9 @@ pub enum Error {
     /// Native histograms were turned on (or off) for a histogram that already
     /// has series: native buckets cannot be made from classic ones.
     #[error(
-        "the histogram {metric} already has {series} series with {had} buckets, recorded before install(); \
-         native histograms must be chosen before the first observation: install the exporter (with \
-         .native_histograms(..)) before the first instrumented call"
+        "the histogram {metric} already has {series} series with {had} buckets, made before install() (by \
+         an instrumented call or a registration); native histograms must be chosen before a series exists: \
+         install the exporter (with .native_histograms(..)) before the first instrumented call"
     )]
     NativeAfterUse {
         /// The histogram.

@@ -36,6 +36,7 @@ OPTIONS:
     --otlp-interval SECS  seconds between OTLP pushes [default: 10]
     --native-histograms   request durations as native histograms (served in the protobuf format; Prometheus
                       2.40+ scrapes them with --enable-feature=native-histograms)
+    --keep-classic-buckets  with --native-histograms: keep the classic buckets alongside
     -h, --help        print this help
 ";
 
@@ -49,6 +50,7 @@ struct Options {
     otlp: Option<String>,
     otlp_interval: Duration,
     native_histograms: bool,
+    keep_classic_buckets: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
@@ -61,6 +63,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         otlp: None,
         otlp_interval: Duration::from_secs(10),
         native_histograms: false,
+        keep_classic_buckets: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -76,6 +79,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--trace-log" => options.trace_log = Some(value("--trace-log")?.into()),
             "--otlp" => options.otlp = Some(value("--otlp")?),
             "--native-histograms" => options.native_histograms = true,
+            "--keep-classic-buckets" => options.keep_classic_buckets = true,
             "--otlp-interval" => {
                 options.otlp_interval = Duration::from_secs_f64(seconds(&value("--otlp-interval")?)?.max(0.1));
             }
@@ -89,6 +93,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
+    }
+    if options.keep_classic_buckets && !options.native_histograms {
+        return Err("--keep-classic-buckets goes with --native-histograms".into());
     }
     Ok(Some(options))
 }
@@ -119,7 +126,8 @@ async fn main() -> ExitCode {
         &["weather_forecast", "weather_current"],
     );
     if options.native_histograms {
-        builder = builder.native_histograms(mesh_metrics::NativeHistograms::new());
+        let native = mesh_metrics::NativeHistograms::new().keep_classic_buckets(options.keep_classic_buckets);
+        builder = builder.native_histograms(native);
     }
     if let Some(endpoint) = &options.otlp {
         let mut config = mesh_metrics::OtlpConfig::new(endpoint.clone());

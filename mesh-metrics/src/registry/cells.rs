@@ -491,6 +491,8 @@ impl Histogram {
     }
 
     fn with_shards(layout: Arc<Layout>, shards: Stripes<HistogramShard>) -> Self {
+        // A native-only histogram never writes its classic shards.
+        let shards = if layout.keeps_classic_buckets() { shards } else { Stripes::single() };
         let native = layout.native().map(|config| {
             Box::new(NativePart {
                 histogram: NativeHistogram::new(*config),

@@ -11,7 +11,7 @@
 //! buckets), adds it into the new hot half and clears it.
 //!
 //! Memory is bounded by the bucket limit: a half's bucket table has room for
-//! four times the limit, and when an observation makes a half hold more
+//! twice the limit (at least 512 buckets), and when an observation makes a half hold more
 //! buckets than the limit, the histogram (under its lock, which observers do
 //! not take) first resets if the configured minimum reset duration has passed
 //! since the last reset, else widens the zero bucket if allowed, else halves
@@ -93,7 +93,9 @@ impl NativeHistograms {
         self
     }
 
-    /// Observations at or below this (in absolute value) count in the zero bucket.
+    /// Observations at or below this (in absolute value) count in the zero
+    /// bucket. Keep it above 0: Prometheus before 2.4x reads an empty native
+    /// histogram whose zero threshold is 0 as a classic one.
     pub fn zero_threshold(mut self, threshold: f64) -> Self {
         self.config.zero_threshold = threshold;
         self
@@ -106,12 +108,13 @@ impl NativeHistograms {
         self
     }
 
-    /// Lets a histogram over its bucket limit reset (start again at its
-    /// finest resolution) when this long has passed since its last reset,
-    /// before anything else is tried. Prometheus reads a reset as a counter
-    /// reset, which `rate()` handles.
+    /// Lets a histogram over its bucket limit reset (start again, empty, at
+    /// its configured resolution) when this long has passed since its last
+    /// reset, before anything else is tried. Prometheus reads a reset as a
+    /// counter reset, which `rate()` handles. Zero means never, as in
+    /// client_golang.
     pub fn min_reset_duration(mut self, every: Duration) -> Self {
-        self.config.min_reset_duration = Some(every);
+        self.config.min_reset_duration = (!every.is_zero()).then_some(every);
         self
     }
 
@@ -202,7 +205,7 @@ static FRACTION_BOUNDS: std::sync::LazyLock<Vec<Vec<f64>>> = std::sync::LazyLock
     (0..=MAX_SCHEMA)
         .map(|schema| {
             let per_octave = 1i32 << schema;
-            (0..per_octave).map(|i| 2f64.powf(f64::from(i) / f64::from(per_octave)) / 2.0).collect()
+            (0..per_octave).map(|i| (f64::from(i) / f64::from(per_octave)).exp2() / 2.0).collect()
         })
         .collect()
 });
@@ -355,8 +358,10 @@ impl Half {
             if current == 0 {
                 match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
-                        slot.count.fetch_add(count, Ordering::Release);
+                        // Before the count: once the count is added the
+                        // observation is finished, and the half may be cleared.
                         self.buckets.fetch_add(1, Ordering::Relaxed);
+                        slot.count.fetch_add(count, Ordering::Release);
                         return Some(true);
                     }
                     Err(taken) if taken == key => {
@@ -453,40 +458,48 @@ impl NativeHistogram {
         if !value.is_finite() {
             return false;
         }
+        if self.record(value) {
+            self.limit(value);
+        }
+        true
+    }
+
+    /// Records a finite `value` in the hot half; `true` if it made a bucket
+    /// that takes the half over its limit (or found the table full), as only
+    /// such an observation can (client_golang checks the same): the others
+    /// never lock.
+    #[inline]
+    fn record(&self, value: f64) -> bool {
         let started = self.count_and_hot.fetch_add(1, Ordering::Acquire);
         let half = self.half(started & HOT_BIT);
         // Relaxed: the bucket's release add below publishes it.
         super::cells::add_f64(&half.sum_bits, value);
         let schema = half.schema.load(Ordering::Relaxed);
         let zero_threshold = f64::from_bits(half.zero_threshold_bits.load(Ordering::Relaxed));
-        match place(value, schema, zero_threshold) {
+        let grew = match place(value, schema, zero_threshold) {
             Place::Zero => {
                 half.zero_count.fetch_add(1, Ordering::Release);
+                false
             }
-            Place::Bucket(index, negative) => {
-                if half.add(index, negative, 1).is_none() {
+            Place::Bucket(index, negative) => match half.add(index, negative, 1) {
+                Some(created) => created,
+                None => {
                     half.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, 1));
                     half.aside_count.fetch_add(1, Ordering::Release);
+                    true
                 }
-            }
-        }
-        self.limit_if_over(half);
-        true
-    }
-
-    #[inline]
-    fn limit_if_over(&self, half: &Half) {
-        if half.buckets.load(Ordering::Relaxed) > self.config.max_buckets
-            || half.aside_count.load(Ordering::Relaxed) > 0
-        {
-            self.limit();
-        }
+            },
+        };
+        grew && (half.buckets.load(Ordering::Relaxed) > self.config.max_buckets
+            || half.aside_count.load(Ordering::Relaxed) > 0)
     }
 
     /// Keeps the hot half within the bucket limit: reset, else widen the zero
     /// bucket, else halve the resolution, until it is within.
+    /// `value` is the observation that took it over; a reset records it again
+    /// in the emptied histogram, as client_golang does.
     #[cold]
-    fn limit(&self) {
+    fn limit(&self, value: f64) {
         let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let hot = self.half(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT);
@@ -499,9 +512,14 @@ impl NativeHistogram {
             if let Some(every) = self.config.min_reset_duration
                 && control.last_reset.elapsed() >= every
             {
+                // A reset starts again at the configured resolution, as
+                // client_golang's does.
                 control.last_reset = Instant::now();
                 control.resets += 1;
-                self.swap(&mut control, schema, zero_threshold, Merge::Drop);
+                self.swap(&mut control, self.config.schema, self.config.zero_threshold, Merge::Drop);
+                // Under the lock no swap can run, and the emptied half cannot
+                // be over its limit with one observation.
+                self.record(value);
                 return;
             }
             if zero_threshold < self.config.max_zero_threshold
@@ -636,6 +654,52 @@ mod tests {
     }
 
     #[test]
+    fn fraction_bounds_are_client_golangs_within_one_ulp() {
+        // client_golang's nativeHistogramBounds for schemas 1 to 3. Its
+        // constants are not all correctly rounded (2^(1/2)/2 is
+        // 0.7071067811865476 to the nearest f64, it has ...475); ours are
+        // exp2's, within one unit in the last place of them.
+        let golang: [&[f64]; 3] = [
+            &[0.5, 0.7071067811865475],
+            &[0.5, 0.5946035575013605, 0.7071067811865475, 0.8408964152537144],
+            &[
+                0.5,
+                0.5452538663326288,
+                0.5946035575013605,
+                0.6484197773255048,
+                0.7071067811865475,
+                0.7711054127039704,
+                0.8408964152537144,
+                0.9170040432046711,
+            ],
+        ];
+        for (schema, bounds) in (1..).zip(golang) {
+            let ours = &FRACTION_BOUNDS[schema];
+            assert_eq!(ours.len(), bounds.len());
+            for (ours, theirs) in ours.iter().zip(bounds) {
+                assert!(ours.to_bits().abs_diff(theirs.to_bits()) <= 1, "schema {schema}: {ours} against {theirs}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_table_keeps_observations_aside_and_places_them() {
+        let histogram = NativeHistogram::new(config(1_000));
+        // Fill the hot half's table (1,024 slots for a limit of 1,000) with
+        // keys no observation makes, straight through the table.
+        let hot = histogram.half(histogram.count_and_hot.load(Ordering::Relaxed) & HOT_BIT);
+        for key in 0..hot.slots.len() as i32 {
+            assert_eq!(hot.add(-100_000 - key, false, 1), Some(true));
+        }
+        histogram.count_and_hot.fetch_add(hot.slots.len() as u64, Ordering::Relaxed); // as observations would
+        assert!(histogram.observe(3.0), "an observation that finds the table full is kept, not lost");
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, hot.slots.len() as u64 + 1);
+        let three = bucket_index(3.0, snapshot.schema);
+        assert_eq!(snapshot.positive.iter().find(|(index, _)| *index == three), Some(&(three, 1)));
+    }
+
+    #[test]
     fn the_default_zero_threshold_is_2_to_the_minus_128() {
         assert_eq!(DEFAULT_ZERO_THRESHOLD, 2f64.powi(-128));
     }
@@ -738,9 +802,10 @@ mod tests {
         }
         assert_eq!(histogram.resets(), 1);
         let snapshot = histogram.snapshot();
-        assert_eq!((snapshot.schema, snapshot.count), (3, 0), "a reset starts over: {snapshot:?}");
+        assert_eq!((snapshot.schema, snapshot.count), (3, 1), "a reset starts over with its trigger: {snapshot:?}");
+        assert_eq!(snapshot.positive, vec![(16, 1)], "4.0, the observation that took it over the limit");
         histogram.observe(8.0);
-        assert_eq!(histogram.snapshot().count, 1, "and counts again after it");
+        assert_eq!(histogram.snapshot().count, 2, "and counts again after it");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use super::{GlobalLabels, braces, escape, number, series_labels};
 use crate::registry::{Cell, Family, MetricKind};
 
 /// The sample names a classic family owns besides its own name.
-const HISTOGRAM_SAMPLES: &[&str] = &["_bucket", "_sum", "_count"];
-const SUMMARY_SAMPLES: &[&str] = &["_sum", "_count"];
+pub(crate) const HISTOGRAM_SAMPLES: &[&str] = &["_bucket", "_sum", "_count"];
+pub(crate) const SUMMARY_SAMPLES: &[&str] = &["_sum", "_count"];
 
 /// Appends every family with at least one series. A family whose sample names
 /// another family already claimed is left out (two families may not share a

@@ -3,16 +3,18 @@
 //! `metrics.proto`), the only format that carries native histograms to
 //! Prometheus 2.x.
 //!
-//! Families are named and claimed as in the text formats (a counter keeps its
-//! `_total`, a family whose sample names another family took is left out), so
-//! every format serves the same series. Exemplars carry their timestamps.
+//! Families are named and claimed as in the classic text format (a counter
+//! keeps its `_total`; a family whose sample names another family took is
+//! left out), so protobuf and classic text serve the same families.
+//! Exemplars carry their timestamps.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::GlobalLabels;
+use super::classic::{HISTOGRAM_SAMPLES, SUMMARY_SAMPLES};
 use super::from_classic::{Block, blocks, unescape_help};
-use super::openmetrics::{COUNTER_SUFFIXES, Claimed, HISTOGRAM_SUFFIXES, SUMMARY_SUFFIXES};
+use super::openmetrics::Claimed;
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
 use crate::registry::native::NativeSnapshot;
@@ -117,15 +119,11 @@ pub(crate) fn document(
     (out.into_bytes(), skipped)
 }
 
-/// The sample-name suffixes a family claims, as the text formats name it.
+/// Claims a family's sample names as the classic text format does.
 fn claim(claimed: &mut Claimed, name: &str, kind: MetricKind) -> bool {
     match kind {
-        MetricKind::Counter => match name.strip_suffix("_total") {
-            Some(base) if !base.is_empty() => claimed.claim(base, COUNTER_SUFFIXES),
-            _ => claimed.claim(name, &[]),
-        },
-        MetricKind::Gauge => claimed.claim(name, &[]),
-        MetricKind::Histogram => claimed.claim(name, HISTOGRAM_SUFFIXES),
+        MetricKind::Histogram => claimed.claim(name, HISTOGRAM_SAMPLES),
+        MetricKind::Counter | MetricKind::Gauge => claimed.claim(name, &[]),
     }
 }
 
@@ -216,21 +214,20 @@ fn write_histogram(
     clock: (SystemTime, quanta::Instant),
     cumulative: &mut Vec<u64>,
 ) {
+    // The classic buckets first, then the native snapshot: an observation
+    // reaches the native part before the classic one, so the native count
+    // read second covers every classic bucket read first, and it is the
+    // count sent (the native buckets add up to it exactly).
+    let classic = histogram.keeps_classic_buckets().then(|| histogram.read(cumulative));
     let native = histogram.native().map(|native| native.snapshot());
-    let (count, sum, layout) = histogram.read(cumulative);
-    match &native {
-        // Native only: its own count and sum, read in the same snapshot as
-        // its buckets.
-        Some(snapshot) if !histogram.keeps_classic_buckets() => {
-            out.uint_present(field::histogram::COUNT, snapshot.count);
-            out.double(field::histogram::SUM, snapshot.sum);
-        }
-        _ => {
-            out.uint_present(field::histogram::COUNT, count);
-            out.double(field::histogram::SUM, sum);
-        }
-    }
-    if histogram.keeps_classic_buckets() {
+    let (count, sum) = match (&native, &classic) {
+        (Some(snapshot), _) => (snapshot.count, snapshot.sum),
+        (None, Some((count, sum, _))) => (*count, *sum),
+        (None, None) => (0, 0.0),
+    };
+    out.uint_present(field::histogram::COUNT, count);
+    out.double(field::histogram::SUM, sum);
+    if let Some((_, _, layout)) = classic {
         for (i, (bound, bucket)) in layout.bounds().iter().zip(cumulative.iter()).enumerate() {
             out.message(field::histogram::BUCKET, |out| {
                 out.uint_present(field::bucket::CUMULATIVE_COUNT, *bucket);
@@ -327,13 +324,10 @@ fn timestamp(out: &mut Writer, at: Duration) {
 /// names were taken (and, when `write`, nothing written).
 fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, write: bool) -> bool {
     let (kind, base, suffixes): (Type, &str, &[&str]) = match block.kind {
-        "counter" => match block.name.strip_suffix("_total") {
-            Some(base) if !base.is_empty() => (Type::Counter, base, COUNTER_SUFFIXES),
-            _ => (Type::Untyped, block.name, &[]),
-        },
+        "counter" => (Type::Counter, block.name, &[]),
         "gauge" => (Type::Gauge, block.name, &[]),
-        "histogram" => (Type::Histogram, block.name, HISTOGRAM_SUFFIXES),
-        "summary" => (Type::Summary, block.name, SUMMARY_SUFFIXES),
+        "histogram" => (Type::Histogram, block.name, HISTOGRAM_SAMPLES),
+        "summary" => (Type::Summary, block.name, SUMMARY_SAMPLES),
         _ => (Type::Untyped, block.name, &[]),
     };
     let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| Sample::parse(line)).collect();
