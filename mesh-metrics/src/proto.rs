@@ -67,10 +67,30 @@ impl Writer {
     /// A whole message preceded by its length as a varint: one element of a
     /// length-delimited stream (`encoding=delimited`).
     pub(crate) fn delimited(&mut self, write: impl FnOnce(&mut Writer)) {
-        let mut nested = Writer::default();
-        write(&mut nested);
-        self.varint(nested.buf.len() as u64);
-        self.buf.extend_from_slice(&nested.buf);
+        self.length_prefixed(write);
+    }
+
+    /// Writes what `write` writes, preceded by its length as a varint, in
+    /// place: one byte is set aside for the length (enough below 128 bytes,
+    /// the common case for a label pair or a sample) and the content moved
+    /// along when the length needs more, so nesting allocates nothing.
+    fn length_prefixed(&mut self, write: impl FnOnce(&mut Writer)) {
+        let at = self.buf.len();
+        self.buf.push(0);
+        write(self);
+        let length = self.buf.len() - at - 1;
+        let mut prefix = Writer::default();
+        prefix.varint(length as u64);
+        match prefix.buf.as_slice() {
+            [byte] => {
+                if let Some(slot) = self.buf.get_mut(at) {
+                    *slot = *byte;
+                }
+            }
+            bytes => {
+                self.buf.splice(at..at + 1, bytes.iter().copied());
+            }
+        }
     }
 
     /// A `fixed64` field, always written.
@@ -125,11 +145,8 @@ impl Writer {
     /// A nested message field, written by `write` (always present, even
     /// empty: a `oneof` member such as `Metric.sum` must be seen).
     pub(crate) fn message(&mut self, field: u32, write: impl FnOnce(&mut Writer)) {
-        let mut nested = Writer::default();
-        write(&mut nested);
         self.key(field, LENGTH_DELIMITED);
-        self.varint(nested.buf.len() as u64);
-        self.buf.extend_from_slice(&nested.buf);
+        self.length_prefixed(write);
     }
 }
 
@@ -213,5 +230,48 @@ mod tests {
         let Value::Bytes(nested) = fields[3].1 else { panic!("a message") };
         assert_eq!(super::fields(nested), Some(vec![(1, Value::Number(1.5f64.to_bits()))]));
         assert_eq!(super::fields(&[0x0A, 0x05, b'a']), None, "a length past the end");
+    }
+
+    #[test]
+    fn long_nested_messages_get_a_longer_length_in_place() {
+        for length in [0usize, 1, 127, 128, 300, 20_000] {
+            let text = "x".repeat(length);
+            let mut writer = Writer::default();
+            writer.uint(1, 7);
+            writer.message(2, |nested| nested.string(1, &text));
+            writer.delimited(|nested| nested.string(3, &text));
+            let bytes = writer.into_bytes();
+            let (head, tail) = bytes.split_at(bytes.len() - delimited_len(&text));
+            // The delimited part: a varint length, then exactly that many bytes.
+            let mut rest = tail;
+            let mut declared = 0usize;
+            for shift in (0..).step_by(7) {
+                let (&byte, after) = rest.split_first().expect("a length");
+                rest = after;
+                declared |= usize::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            assert_eq!(declared, rest.len(), "length {length}: the prefix is the content's length");
+            let parsed = super::fields(head).expect("valid");
+            let Value::Bytes(nested) = parsed[1].1 else { panic!("a message") };
+            let inner = super::fields(nested).expect("valid nested");
+            if length == 0 {
+                assert!(inner.is_empty(), "an empty string is left out");
+            } else {
+                assert_eq!(inner, vec![(1, Value::Bytes(text.as_bytes()))]);
+            }
+        }
+    }
+
+    /// How many bytes `delimited(|w| w.string(3, text))` takes.
+    fn delimited_len(text: &str) -> usize {
+        let mut writer = Writer::default();
+        writer.string(3, text);
+        let content = writer.into_bytes().len();
+        let mut prefix = Writer::default();
+        prefix.varint(content as u64);
+        prefix.into_bytes().len() + content
     }
 }

@@ -309,10 +309,21 @@ pub(crate) fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<(i32, u32)>, Vec<
 fn write_exemplar(out: &mut Writer, exemplar: &Exemplar) {
     out.message(field::exemplar::LABEL, |pair| {
         pair.string(field::label::NAME, "trace_id");
-        pair.string(field::label::VALUE, &exemplar.trace_id.to_string());
+        pair.bytes(field::label::VALUE, &hex(exemplar.trace_id.to_u128()));
     });
     out.double(field::exemplar::VALUE, exemplar.value);
     out.message(field::exemplar::TIMESTAMP, |out| timestamp(out, exemplar.timestamp));
+}
+
+/// A trace ID's 32 lowercase hex digits, without allocating.
+fn hex(id: u128) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; 32];
+    for (i, digit) in out.iter_mut().enumerate() {
+        let nibble = (id >> (4 * (31 - i))) as usize & 0xf;
+        *digit = DIGITS.get(nibble).copied().unwrap_or(b'0');
+    }
+    out
 }
 
 fn timestamp(out: &mut Writer, at: Duration) {
@@ -515,6 +526,12 @@ mod tests {
         let (spans, deltas) = spans_and_deltas(&[(-2, 4), (-1, 1), (0, 3), (3, 2), (10, 5)]);
         assert_eq!(spans, vec![(-2, 6), (6, 1)]);
         assert_eq!(deltas, vec![4, -3, 2, -3, 0, 2, 3]);
+    }
+
+    #[test]
+    fn trace_ids_are_written_as_32_lowercase_hex_digits() {
+        assert_eq!(&hex(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736), b"4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(&hex(1), b"00000000000000000000000000000001");
     }
 
     #[test]
