@@ -207,7 +207,8 @@ impl Handles {
 #[must_use]
 #[derive(Debug)]
 pub struct CallGuard {
-    site: &'static CallSite,
+    /// The site's series, resolved once at entry (`None` if they could not be).
+    handles: Option<&'static Handles>,
     started: quanta::Instant,
     /// The index of the thread that entered (and, being sync, exits).
     thread: usize,
@@ -218,8 +219,9 @@ impl CallGuard {
     /// Counts the call as in flight and starts its clock.
     #[inline]
     pub fn enter(site: &'static CallSite, trace: Option<TraceId>) -> Self {
-        let thread = site.handles().map_or(0, Handles::enter);
-        Self { site, started: quanta::Instant::now(), thread, trace }
+        let handles = site.handles();
+        let thread = handles.map_or(0, Handles::enter);
+        Self { handles, started: quanta::Instant::now(), thread, trace }
     }
 
     /// Records a normal return with `status`.
@@ -231,7 +233,7 @@ impl CallGuard {
 
     #[inline]
     fn record(&self, status: Status) {
-        if let Some(handles) = self.site.handles() {
+        if let Some(handles) = self.handles {
             handles.exit(status, self.started, self.thread, self.thread, self.trace.or_else(trace::current));
         }
     }
