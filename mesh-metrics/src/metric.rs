@@ -31,9 +31,9 @@ pub struct MetricDef {
     /// Histogram bucket bounds; `None` for the exporter's (or, when
     /// `native`, for none: native buckets only).
     pub buckets: Option<&'static [f64]>,
-    /// A native (sparse, exponential) histogram, with client_golang's
-    /// defaults (see [`NativeHistograms`](crate::NativeHistograms)); classic
-    /// buckets too when `buckets` are given.
+    /// A native (sparse, exponential) histogram, with the defaults of
+    /// [`NativeHistograms`](crate::NativeHistograms); classic buckets too
+    /// when `buckets` are given.
     pub native: bool,
 }
 

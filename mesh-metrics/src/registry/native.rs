@@ -51,9 +51,10 @@ pub struct NativeConfig {
 
 /// Native histograms for the request duration, as the exporter's builder
 /// takes them ([`ExporterBuilder::native_histograms`](crate::ExporterBuilder::native_histograms)):
-/// client_golang's defaults (a bucket factor of 1.1, so schema 3; a zero
-/// threshold of 2^-128; 160 buckets at most, then lower resolution), native
-/// buckets only unless [`keep_classic_buckets`](Self::keep_classic_buckets).
+/// by default a bucket factor of 1.1 (schema 3), client_golang's zero
+/// threshold of 2^-128, and 160 buckets at most, then lower resolution
+/// (client_golang has no limit unless one is set); native buckets only
+/// unless [`keep_classic_buckets`](Self::keep_classic_buckets).
 ///
 /// ```
 /// use mesh_metrics::NativeHistograms;
@@ -74,7 +75,7 @@ impl Default for NativeHistograms {
 }
 
 impl NativeHistograms {
-    /// client_golang's defaults, native buckets only.
+    /// The defaults above, native buckets only.
     pub fn new() -> Self {
         Self { config: NativeConfig::default(), factor: 1.1, classic: false }
     }
