@@ -21,7 +21,7 @@
 //! next change.
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The coarsest schema: a bucket per 16 powers of two.
@@ -306,7 +306,11 @@ struct Half {
     aside: Mutex<Vec<(f64, u64)>>,
     aside_count: AtomicU64,
     buckets: AtomicU32,
-    slots: Box<[Slot]>,
+    /// The bucket table, a power of two long, allocated by the first bucket
+    /// added: a series nobody observes (every call site's, at install) costs
+    /// no table.
+    slots: OnceLock<Box<[Slot]>>,
+    capacity: usize,
 }
 
 /// A consistent reading of a native histogram.
@@ -338,8 +342,20 @@ impl Half {
             aside: Mutex::new(Vec::new()),
             aside_count: AtomicU64::new(0),
             buckets: AtomicU32::new(0),
-            slots: (0..capacity).map(|_| Slot::default()).collect(),
+            slots: OnceLock::new(),
+            capacity,
         }
+    }
+
+    /// The table, allocated now if it was not.
+    #[inline]
+    fn table(&self) -> &[Slot] {
+        self.slots.get_or_init(|| (0..self.capacity).map(|_| Slot::default()).collect())
+    }
+
+    /// The table if it was ever allocated (else no bucket was ever added).
+    fn allocated(&self) -> &[Slot] {
+        self.slots.get().map_or(&[], |slots| &slots[..])
     }
 
     /// Adds `count` to the bucket; `Some(true)` if it created it, `None` if
@@ -347,10 +363,11 @@ impl Half {
     /// the sum added before it.
     fn add(&self, index: i32, negative: bool, count: u64) -> Option<bool> {
         let key = tag(index, negative);
-        let mask = self.slots.len() - 1;
+        let slots = self.table();
+        let mask = slots.len() - 1;
         let mut position = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask;
-        for _ in 0..self.slots.len() {
-            let slot = self.slots.get(position)?;
+        for _ in 0..slots.len() {
+            let slot = slots.get(position)?;
             let current = slot.key.load(Ordering::Acquire);
             if current == key {
                 slot.count.fetch_add(count, Ordering::Release);
@@ -379,12 +396,12 @@ impl Half {
 
     /// Observations finished on this half.
     fn finished(&self) -> u64 {
-        let buckets = self.slots.iter().map(|slot| slot.count.load(Ordering::Acquire)).sum::<u64>();
+        let buckets = self.allocated().iter().map(|slot| slot.count.load(Ordering::Acquire)).sum::<u64>();
         buckets + self.zero_count.load(Ordering::Acquire) + self.aside_count.load(Ordering::Acquire)
     }
 
     fn entries(&self) -> impl Iterator<Item = (i32, bool, u64)> + '_ {
-        self.slots.iter().filter_map(|slot| {
+        self.allocated().iter().filter_map(|slot| {
             let key = slot.key.load(Ordering::Acquire);
             let count = slot.count.load(Ordering::Acquire);
             (key != 0 && count != 0).then(|| {
@@ -397,7 +414,7 @@ impl Half {
     /// Empties it, with `schema` and `zero_threshold` for its next turn.
     /// Only while it is cold and cooled down.
     fn clear(&self, schema: i32, zero_threshold: f64) {
-        for slot in self.slots.iter() {
+        for slot in self.allocated() {
             slot.count.store(0, Ordering::Relaxed);
             slot.key.store(0, Ordering::Relaxed);
         }
@@ -689,15 +706,28 @@ mod tests {
         // Fill the hot half's table (1,024 slots for a limit of 1,000) with
         // keys no observation makes, straight through the table.
         let hot = histogram.half(histogram.count_and_hot.load(Ordering::Relaxed) & HOT_BIT);
-        for key in 0..hot.slots.len() as i32 {
+        let capacity = hot.table().len();
+        for key in 0..capacity as i32 {
             assert_eq!(hot.add(-100_000 - key, false, 1), Some(true));
         }
-        histogram.count_and_hot.fetch_add(hot.slots.len() as u64, Ordering::Relaxed); // as observations would
+        histogram.count_and_hot.fetch_add(capacity as u64, Ordering::Relaxed); // as observations would
         assert!(histogram.observe(3.0), "an observation that finds the table full is kept, not lost");
         let snapshot = histogram.snapshot();
-        assert_eq!(snapshot.count, hot.slots.len() as u64 + 1);
+        assert_eq!(snapshot.count, capacity as u64 + 1);
         let three = bucket_index(3.0, snapshot.schema);
         assert_eq!(snapshot.positive.iter().find(|(index, _)| *index == three), Some(&(three, 1)));
+    }
+
+    #[test]
+    fn a_histogram_nobody_observes_allocates_no_table() {
+        let histogram = NativeHistogram::new(NativeConfig::default());
+        histogram.observe(0.0); // the zero bucket needs no table
+        let snapshot = histogram.snapshot();
+        assert_eq!((snapshot.count, snapshot.zero_count), (1, 1));
+        assert!(histogram.halves.iter().all(|half| half.slots.get().is_none()), "no table for no bucket");
+        histogram.observe(1.0);
+        assert_eq!(histogram.snapshot().count, 2);
+        assert!(histogram.halves.iter().any(|half| half.slots.get().is_some()));
     }
 
     #[test]
