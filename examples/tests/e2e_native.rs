@@ -7,44 +7,16 @@
 //! Needs `prometheus` and `promtool` (the README's test command, `bash
 //! .ci/test`, installs them): a missing binary fails the test.
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mesh_metrics::rules::{self, SloConfig, record};
-use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, required_tool};
+use mesh_metrics_tests::{TempDir, get, percent_encode, required_tool};
 
 mod support;
-use support::{eventually, free_loopback_port, query, start_demo};
+use support::{eventually, query, start_demo};
 
 fn native_slo() -> SloConfig {
     SloConfig { evaluation_interval: "1s".to_owned(), native_histograms: true, ..SloConfig::default() }
-}
-
-fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr) -> (ChildGuard, SocketAddr) {
-    let listen = free_loopback_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - rules.yml\n\
-             scrape_configs:\n  - job_name: mesh-demo\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
-             static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .expect("write prometheus.yml");
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("prometheus log");
-    let prometheus = ChildGuard::spawn(
-        "prometheus",
-        Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={listen}"))
-            .arg("--enable-feature=native-histograms")
-            .stdout(Stdio::null())
-            .stderr(log),
-    );
-    (prometheus, listen)
 }
 
 fn number(sample: &serde_json::Value) -> Option<f64> {
@@ -65,7 +37,7 @@ fn prometheus_2_42_answers_quantiles_over_the_demos_native_histograms() {
     // Classic buckets kept too: Prometheus 2.42 ingests the native part only.
     // 16 callers: enough calls within a minute for the quantile to settle.
     let (mut demo, target) = start_demo(&["--native-histograms", "--keep-classic-buckets", "--workers", "16"]);
-    let (mut prometheus, api_addr) = start_prometheus(&binary, &dir, target);
+    let (mut prometheus, api_addr) = support::start_prometheus(&binary, &dir, target, "native-histograms");
     let log_tail = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
     let up = eventually("up == 1", &mut [&mut demo, &mut prometheus], || {
         query(api_addr, "up{job=\"mesh-demo\"}").first().and_then(number)

@@ -14,37 +14,15 @@ use mesh_metrics::rules::{self, SloConfig};
 use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode, promtool_check_metrics, required_tool};
 
 mod support;
-use support::{api, eventually, free_loopback_port, query, start_demo};
+use support::{api, eventually, query, start_demo};
 
+/// Writes the generated rules, evaluated every second so the test need not
+/// wait, and starts Prometheus with exemplar storage.
 fn start_prometheus(binary: &std::path::Path, dir: &TempDir, target: SocketAddr) -> (ChildGuard, SocketAddr) {
-    let listen = free_loopback_port();
-    let config = dir.path().join("prometheus.yml");
-    // The generated rules, evaluated every second so the test need not wait.
     let slo = SloConfig { evaluation_interval: "1s".to_owned(), ..SloConfig::default() };
     let rule_file = rules::to_yaml(&rules::rule_file(&slo).expect("valid objectives")).expect("rules");
     std::fs::write(dir.path().join("rules.yml"), rule_file).expect("write rules.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - rules.yml\n\
-             scrape_configs:\n  - job_name: mesh-demo\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
-             static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .expect("write prometheus.yml");
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("prometheus log");
-    let prometheus = ChildGuard::spawn(
-        "prometheus",
-        Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={listen}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(log),
-    );
-    (prometheus, listen)
+    support::start_prometheus(binary, dir, target, "exemplar-storage")
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_metrics_tests::{ChildGuard, get, percent_encode};
+use mesh_metrics_tests::{ChildGuard, TempDir, get, percent_encode};
 
 /// How long a test waits for a real server to show what it should.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -66,4 +66,40 @@ pub fn eventually<T>(what: &str, processes: &mut [&mut ChildGuard], mut check: i
         assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Starts `binary` (Prometheus) on a free loopback port, scraping `target`
+/// every second and evaluating `dir/rules.yml` (which the caller writes)
+/// every second, with `--enable-feature=feature`; its log goes to
+/// `dir/prometheus.log`.
+pub fn start_prometheus(
+    binary: &std::path::Path,
+    dir: &TempDir,
+    target: SocketAddr,
+    feature: &str,
+) -> (ChildGuard, SocketAddr) {
+    let listen = free_loopback_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - rules.yml\n\
+             scrape_configs:\n  - job_name: mesh-demo\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("prometheus log");
+    let prometheus = ChildGuard::spawn(
+        "prometheus",
+        Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={listen}"))
+            .arg(format!("--enable-feature={feature}"))
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    (prometheus, listen)
 }

@@ -22,7 +22,8 @@ use std::time::SystemTime;
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
 use crate::registry::{Cell, Family, MetricKind};
-use crate::render::{classic, from_classic};
+use crate::render::classic;
+use crate::render::from_classic::{self, Grouped, Sample, grouped, sample};
 
 /// What every request carries besides the metrics.
 #[derive(Debug, Clone)]
@@ -326,53 +327,6 @@ fn exemplar_fields(writer: &mut Writer, exemplar: &Exemplar) {
     writer.bytes(field::EXEMPLAR_TRACE_ID, &exemplar.trace_id.to_u128().to_be_bytes());
 }
 
-/// One sample line of the facade's classic text.
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// Reads `name{k="v",...} value` as metrics-exporter-prometheus writes it
-/// (label values escape `\\`, `"` and newlines). `None` for anything else.
-fn sample(line: &str) -> Option<Sample> {
-    let name_end = line.find(['{', ' '])?;
-    let name = line.get(..name_end)?.to_owned();
-    let mut rest = line.get(name_end..)?;
-    let mut labels = Vec::new();
-    if let Some(mut inside) = rest.strip_prefix('{') {
-        loop {
-            if let Some(after) = inside.strip_prefix('}') {
-                rest = after;
-                break;
-            }
-            let (key, after) = inside.split_once("=\"")?;
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let end = loop {
-                match chars.next()? {
-                    (i, '"') => break i,
-                    (_, '\\') => match chars.next()?.1 {
-                        'n' => value.push('\n'),
-                        other => value.push(other),
-                    },
-                    (_, c) => value.push(c),
-                }
-            };
-            labels.push((key.to_owned(), value));
-            inside = after.get(end + 1..)?;
-            inside = inside.strip_prefix(',').unwrap_or(inside);
-        }
-    }
-    let value = match rest.split_whitespace().next()? {
-        "+Inf" | "Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        number => number.parse().ok()?,
-    };
-    Some(Sample { name, labels, value })
-}
-
 /// One family of the facade, from its classic text. Only the samples the
 /// family owns are read (its name, and a histogram's or summary's suffixes);
 /// a histogram or summary series without `_count` (or, for a histogram, its
@@ -483,16 +437,6 @@ fn labels(writer: &mut Writer, field_number: u32, labels: &[(String, String)], e
     }
 }
 
-/// The samples of one histogram or summary series.
-struct Grouped<'a> {
-    labels: &'a [(String, String)],
-    /// `(le, cumulative count)`; `None` for an `le` that is not a number.
-    buckets: Vec<Option<(f64, f64)>>,
-    quantiles: Vec<(f64, f64)>,
-    count: Option<f64>,
-    sum: Option<f64>,
-}
-
 /// A facade histogram series as OTLP wants it.
 struct FacadeHistogram {
     count: u64,
@@ -502,9 +446,10 @@ struct FacadeHistogram {
 }
 
 impl Grouped<'_> {
-    /// Per-bucket counts and finite bounds, or `None` if a bucket's `le` is not
-    /// a number, the `+Inf` bucket or `_count` is missing, they disagree, or
-    /// the cumulative counts go down or are not finite.
+    /// Per-bucket counts and finite bounds as OTLP wants them, or `None` if a
+    /// bucket's `le` is not a number, the `+Inf` bucket or `_count` is
+    /// missing, they disagree, or the cumulative counts go down or are not
+    /// finite.
     fn histogram(&self) -> Option<FacadeHistogram> {
         let mut buckets: Vec<(f64, f64)> = self.buckets.iter().copied().collect::<Option<_>>()?;
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -529,60 +474,9 @@ impl Grouped<'_> {
     }
 }
 
-/// Groups a histogram's or summary's samples by their labels (less `le` and
-/// `quantile`), in the order they first appear.
-fn grouped<'a>(family: &str, samples: &'a [Sample]) -> Vec<Grouped<'a>> {
-    let mut groups: Vec<Grouped<'a>> = Vec::new();
-    let mut index: HashMap<Vec<&'a (String, String)>, usize> = HashMap::new();
-    for sample in samples {
-        let key: Vec<&(String, String)> =
-            sample.labels.iter().filter(|(name, _)| name != "le" && name != "quantile").collect();
-        let position = *index.entry(key).or_insert_with(|| {
-            groups.push(Grouped {
-                labels: &sample.labels,
-                buckets: Vec::new(),
-                quantiles: Vec::new(),
-                count: None,
-                sum: None,
-            });
-            groups.len() - 1
-        });
-        let Some(group) = groups.get_mut(position) else { continue };
-        let label = |name: &str| sample.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-        match sample.name.strip_prefix(family) {
-            Some("_bucket") => {
-                let le = label("le").and_then(|le| match le {
-                    "+Inf" => Some(f64::INFINITY),
-                    other => other.parse::<f64>().ok().filter(|le| le.is_finite()),
-                });
-                group.buckets.push(le.map(|le| (le, sample.value)));
-            }
-            Some("_count") => group.count = Some(sample.value),
-            Some("_sum") => group.sum = Some(sample.value),
-            Some("") => {
-                if let Some(quantile) = label("quantile").and_then(|q| q.parse::<f64>().ok()) {
-                    group.quantiles.push((quantile, sample.value));
-                }
-            }
-            _ => {}
-        }
-    }
-    groups
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_facade_sample_lines() {
-        let parsed = sample(r#"latency_bucket{room="a\"b\\c\nd",le="0.5"} 3"#).expect("a sample");
-        assert_eq!(parsed.name, "latency_bucket");
-        assert_eq!(parsed.labels, vec![("room".into(), "a\"b\\c\nd".into()), ("le".into(), "0.5".into())]);
-        assert_eq!(parsed.value, 3.0);
-        assert_eq!(sample("up 1").map(|s| s.value), Some(1.0));
-        assert!(sample("x{a=\"unterminated} 1").is_none());
-    }
 
     #[test]
     fn names_and_units_follow_the_compatibility_rules() {

@@ -8,6 +8,8 @@
 //! `_count`, and a family whose sample names another family already claimed is
 //! left out rather than breaking the document.
 
+use std::collections::HashMap;
+
 use super::openmetrics::{COUNTER_SUFFIXES, Claimed, HISTOGRAM_SUFFIXES, SUMMARY_SUFFIXES, header};
 
 /// One family of the classic text: its metadata lines and sample lines.
@@ -170,6 +172,105 @@ pub(crate) fn unescape_help(help: &str) -> String {
     out
 }
 
+/// One sample line of a classic text.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: f64,
+}
+
+/// Reads `name{k="v",...} value` as metrics-exporter-prometheus writes it
+/// (label values escape `\\`, `"` and newlines). `None` for anything else.
+pub(crate) fn sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line.get(..name_end)?.to_owned();
+    let mut rest = line.get(name_end..)?;
+    let mut labels = Vec::new();
+    if let Some(mut inside) = rest.strip_prefix('{') {
+        loop {
+            if let Some(after) = inside.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let (key, after) = inside.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.push((key.to_owned(), value));
+            inside = after.get(end + 1..)?;
+            inside = inside.strip_prefix(',').unwrap_or(inside);
+        }
+    }
+    let value = match rest.split_whitespace().next()? {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        number => number.parse().ok()?,
+    };
+    Some(Sample { name, labels, value })
+}
+
+/// The samples of one histogram or summary series.
+pub(crate) struct Grouped<'a> {
+    pub(crate) labels: &'a [(String, String)],
+    /// `(le, cumulative count)`; `None` for an `le` that is not a number.
+    pub(crate) buckets: Vec<Option<(f64, f64)>>,
+    pub(crate) quantiles: Vec<(f64, f64)>,
+    pub(crate) count: Option<f64>,
+    pub(crate) sum: Option<f64>,
+}
+
+/// Groups a histogram's or summary's samples by their labels (less `le` and
+/// `quantile`), in the order they first appear.
+pub(crate) fn grouped<'a>(family: &str, samples: &'a [Sample]) -> Vec<Grouped<'a>> {
+    let mut groups: Vec<Grouped<'a>> = Vec::new();
+    let mut index: HashMap<Vec<&'a (String, String)>, usize> = HashMap::new();
+    for sample in samples {
+        let key: Vec<&(String, String)> =
+            sample.labels.iter().filter(|(name, _)| name != "le" && name != "quantile").collect();
+        let position = *index.entry(key).or_insert_with(|| {
+            groups.push(Grouped {
+                labels: &sample.labels,
+                buckets: Vec::new(),
+                quantiles: Vec::new(),
+                count: None,
+                sum: None,
+            });
+            groups.len() - 1
+        });
+        let Some(group) = groups.get_mut(position) else { continue };
+        let label = |name: &str| sample.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        match sample.name.strip_prefix(family) {
+            Some("_bucket") => {
+                let le = label("le").and_then(|le| match le {
+                    "+Inf" => Some(f64::INFINITY),
+                    other => other.parse::<f64>().ok().filter(|le| le.is_finite()),
+                });
+                group.buckets.push(le.map(|le| (le, sample.value)));
+            }
+            Some("_count") => group.count = Some(sample.value),
+            Some("_sum") => group.sum = Some(sample.value),
+            Some("") => {
+                if let Some(quantile) = label("quantile").and_then(|q| q.parse::<f64>().ok()) {
+                    group.quantiles.push((quantile, sample.value));
+                }
+            }
+            _ => {}
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +279,18 @@ mod tests {
         let mut out = String::new();
         let skipped = append(&mut out, text, &mut Claimed::default(), &|_| true);
         (out, skipped)
+    }
+
+    #[test]
+    fn reads_classic_sample_lines_with_escapes() {
+        let parsed = sample(r#"latency_bucket{room="a\"b\\c\nd",le="0.5"} 3"#).expect("a sample");
+        assert_eq!(parsed.name, "latency_bucket");
+        assert_eq!(parsed.labels, vec![("room".into(), "a\"b\\c\nd".into()), ("le".into(), "0.5".into())]);
+        assert_eq!(parsed.value, 3.0);
+        assert_eq!(sample("up 1").map(|s| (s.labels.len(), s.value)), Some((0, 1.0)));
+        assert!(sample("x{a=\"unterminated} 1").is_none());
+        let timestamped = sample(r#"jobs_total{queue="a",le="+Inf"} 3 1700000000"#).expect("a sample");
+        assert_eq!((timestamped.labels.len(), timestamped.value), (2, 3.0));
     }
 
     #[test]

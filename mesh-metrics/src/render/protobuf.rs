@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use super::GlobalLabels;
 use super::classic::{HISTOGRAM_SAMPLES, SUMMARY_SAMPLES};
-use super::from_classic::{Block, blocks, unescape_help};
+use super::from_classic::{Block, Grouped, Sample, blocks, grouped, sample, unescape_help};
 use super::openmetrics::Claimed;
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
@@ -341,8 +341,9 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
         "summary" => (Type::Summary, block.name, SUMMARY_SAMPLES),
         _ => (Type::Untyped, block.name, &[]),
     };
-    let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| Sample::parse(line)).collect();
-    let Some(samples) = samples else { return false };
+    // Lines the parser cannot read are left out, as the OTLP push does (the
+    // facade writes none).
+    let samples: Vec<Sample> = block.samples.iter().filter_map(|line| sample(line)).collect();
     let owns = |sample: &Sample| {
         sample.name.strip_prefix(base).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
     };
@@ -357,9 +358,20 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
         message.string(field::family::HELP, &unescape_help(block.help.unwrap_or_default()));
         message.uint_present(field::family::TYPE, kind as u64);
         match kind {
-            Type::Histogram => grouped(message, &samples, "le", |out, group| facade_histogram(out, block.name, group)),
-            Type::Summary => {
-                grouped(message, &samples, "quantile", |out, group| facade_summary(out, block.name, group))
+            Type::Histogram | Type::Summary => {
+                for group in grouped(block.name, &samples) {
+                    message.message(field::family::METRIC, |metric| {
+                        let special = if kind == Type::Histogram { "le" } else { "quantile" };
+                        for (name, value) in group.labels.iter().filter(|(name, _)| name != special) {
+                            label(metric, name, value);
+                        }
+                        if kind == Type::Histogram {
+                            metric.message(field::metric::HISTOGRAM, |out| facade_histogram(out, &group));
+                        } else {
+                            metric.message(field::metric::SUMMARY, |out| facade_summary(out, &group));
+                        }
+                    });
+                }
             }
             Type::Counter | Type::Gauge | Type::Untyped => {
                 let field = match kind {
@@ -381,72 +393,42 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
     true
 }
 
-/// Writes one `Metric` per label set (all labels but `special`), in the
-/// order label sets first appear, with `write` filling in its value.
-fn grouped(out: &mut Writer, samples: &[Sample], special: &str, write: impl Fn(&mut Writer, &[&Sample])) {
-    type Labels = Vec<(String, String)>;
-    let mut groups: Vec<(Labels, Vec<&Sample>)> = Vec::new();
-    for sample in samples {
-        let key: Vec<(String, String)> = sample.labels.iter().filter(|(name, _)| name != special).cloned().collect();
-        match groups.iter_mut().find(|(labels, _)| *labels == key) {
-            Some((_, members)) => members.push(sample),
-            None => groups.push((key, vec![sample])),
-        }
+/// A facade histogram series: its count, sum and finite buckets (`+Inf` is
+/// implied by the count; a bucket whose `le` is not a number is left out).
+fn facade_histogram(out: &mut Writer, group: &Grouped<'_>) {
+    if let Some(count) = group.count {
+        count_field(out, field::histogram::COUNT, None, count);
     }
-    for (labels, members) in &groups {
-        out.message(field::family::METRIC, |metric| {
-            for (name, value) in labels {
-                label(metric, name, value);
-            }
-            write(metric, members);
+    if let Some(sum) = group.sum {
+        out.double(field::histogram::SUM, sum);
+    }
+    for (bound, cumulative) in group.buckets.iter().flatten().filter(|(bound, _)| bound.is_finite()) {
+        out.message(field::histogram::BUCKET, |bucket| {
+            count_field(
+                bucket,
+                field::bucket::CUMULATIVE_COUNT,
+                Some(field::bucket::CUMULATIVE_COUNT_FLOAT),
+                *cumulative,
+            );
+            bucket.double(field::bucket::UPPER_BOUND, *bound);
         });
     }
 }
 
-fn facade_histogram(out: &mut Writer, name: &str, samples: &[&Sample]) {
-    out.message(field::metric::HISTOGRAM, |histogram| {
-        let value = |suffix: &str| samples.iter().find(|s| s.name.strip_prefix(name) == Some(suffix)).map(|s| s.value);
-        if let Some(count) = value("_count") {
-            count_field(histogram, field::histogram::COUNT, None, count);
-        }
-        if let Some(sum) = value("_sum") {
-            histogram.double(field::histogram::SUM, sum);
-        }
-        for sample in samples.iter().filter(|s| s.name.strip_prefix(name) == Some("_bucket")) {
-            let Some(bound) = sample.label("le").and_then(parse_number) else { continue };
-            if bound == f64::INFINITY {
-                continue; // implied by the count
-            }
-            histogram.message(field::histogram::BUCKET, |bucket| {
-                count_field(
-                    bucket,
-                    field::bucket::CUMULATIVE_COUNT,
-                    Some(field::bucket::CUMULATIVE_COUNT_FLOAT),
-                    sample.value,
-                );
-                bucket.double(field::bucket::UPPER_BOUND, bound);
-            });
-        }
-    });
-}
-
-fn facade_summary(out: &mut Writer, name: &str, samples: &[&Sample]) {
-    out.message(field::metric::SUMMARY, |summary| {
-        let value = |suffix: &str| samples.iter().find(|s| s.name.strip_prefix(name) == Some(suffix)).map(|s| s.value);
-        if let Some(count) = value("_count") {
-            count_field(summary, field::summary::COUNT, None, count);
-        }
-        if let Some(sum) = value("_sum") {
-            summary.double(field::summary::SUM, sum);
-        }
-        for sample in samples.iter().filter(|s| s.name == name) {
-            let Some(quantile) = sample.label("quantile").and_then(parse_number) else { continue };
-            summary.message(field::summary::QUANTILE, |out| {
-                out.double(field::summary::QUANTILE_QUANTILE, quantile);
-                out.double(field::summary::QUANTILE_VALUE, sample.value);
-            });
-        }
-    });
+/// A facade summary series: its count, sum and quantiles.
+fn facade_summary(out: &mut Writer, group: &Grouped<'_>) {
+    if let Some(count) = group.count {
+        count_field(out, field::summary::COUNT, None, count);
+    }
+    if let Some(sum) = group.sum {
+        out.double(field::summary::SUM, sum);
+    }
+    for (quantile, value) in &group.quantiles {
+        out.message(field::summary::QUANTILE, |out| {
+            out.double(field::summary::QUANTILE_QUANTILE, *quantile);
+            out.double(field::summary::QUANTILE_VALUE, *value);
+        });
+    }
 }
 
 /// A count: whole counts as `uint64`; anything else in the `_float` field
@@ -455,63 +437,6 @@ fn count_field(out: &mut Writer, whole: u32, float: Option<u32>, value: f64) {
     match float {
         Some(float) if value.fract() != 0.0 || !(0.0..u64::MAX as f64).contains(&value) => out.double(float, value),
         _ => out.uint_present(whole, value.max(0.0) as u64),
-    }
-}
-
-fn parse_number(text: &str) -> Option<f64> {
-    match text {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        other => other.parse().ok(),
-    }
-}
-
-/// One sample line of the classic format.
-#[derive(Debug, PartialEq)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-impl Sample {
-    /// `name{a="x",b="y"} value [timestamp]`; `None` if it is not one.
-    fn parse(line: &str) -> Option<Self> {
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = line.get(..name_end)?.to_owned();
-        let mut rest = line.get(name_end..)?;
-        let mut labels = Vec::new();
-        if let Some(mut inside) = rest.strip_prefix('{') {
-            loop {
-                inside = inside.trim_start_matches([' ', ',']);
-                if let Some(after) = inside.strip_prefix('}') {
-                    rest = after;
-                    break;
-                }
-                let (label, after) = inside.split_once("=\"")?;
-                let mut value = String::new();
-                let mut chars = after.char_indices();
-                let end = loop {
-                    match chars.next()? {
-                        (i, '"') => break i,
-                        (_, '\\') => match chars.next()?.1 {
-                            'n' => value.push('\n'),
-                            other => value.push(other),
-                        },
-                        (_, c) => value.push(c),
-                    }
-                };
-                labels.push((label.trim().to_owned(), value));
-                inside = after.get(end + 1..)?;
-            }
-        }
-        let value = parse_number(rest.split_whitespace().next()?)?;
-        Some(Self { name, labels, value })
-    }
-
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels.iter().find(|(label, _)| label == name).map(|(_, value)| value.as_str())
     }
 }
 
@@ -532,15 +457,5 @@ mod tests {
     fn trace_ids_are_written_as_32_lowercase_hex_digits() {
         assert_eq!(&hex(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736), b"4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(&hex(1), b"00000000000000000000000000000001");
-    }
-
-    #[test]
-    fn classic_sample_lines_parse_with_escapes() {
-        let sample = Sample::parse(r#"jobs_total{queue="a\"b\\c\nd",le="+Inf"} 3 1700000000"#).expect("a sample");
-        assert_eq!(sample.name, "jobs_total");
-        assert_eq!(sample.labels, vec![("queue".into(), "a\"b\\c\nd".into()), ("le".into(), "+Inf".into())]);
-        assert_eq!(sample.value, 3.0);
-        assert_eq!(Sample::parse("up 1").map(|s| (s.labels.len(), s.value)), Some((0, 1.0)));
-        assert_eq!(Sample::parse("bad{a=\"x} 1"), None);
     }
 }
