@@ -184,18 +184,22 @@ fn under_concurrent_observations_the_count_sent_is_the_native_buckets_sum() {
     let family = histogram_family(&registry, "busy_seconds", layout);
     let series = family.series(&["get"], |layout| Cell::Histogram(Histogram::striped(layout.clone()))).expect("series");
     let done = std::sync::atomic::AtomicBool::new(false);
+    let writing = std::sync::Barrier::new(3);
     let last = std::thread::scope(|scope| {
         for thread in 0..2u64 {
-            let (series, done) = (&series, &done);
+            let (series, done, writing) = (&series, &done, &writing);
             scope.spawn(move || {
                 let Cell::Histogram(histogram) = series.cell() else { panic!("a histogram") };
                 let mut i = 0u64;
+                histogram.observe_nanos(1_000 + thread);
+                writing.wait(); // the reads start once both writers are writing
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     histogram.observe_nanos(1_000 + (i * 7_919 + thread) % 200_000_000);
                     i += 1;
                 }
             });
         }
+        writing.wait();
         let mut last = 0;
         for _ in 0..300 {
             let families = decode(&registry);

@@ -64,10 +64,12 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
     assert!(shard_count().is_power_of_two() && shard_count() <= registry::MAX_SHARDS);
     let running = AtomicBool::new(true);
     let calling = AtomicBool::new(true);
+    let scraping = AtomicBool::new(false);
     let scrapes = std::thread::scope(|scope| {
         let scraper = scope.spawn(|| {
             let mut previous: HashMap<String, f64> = HashMap::new();
             let mut scrapes_during_calls = 0u64;
+            scraping.store(true, Ordering::Relaxed);
             while running.load(Ordering::Relaxed) {
                 let during_calls = calling.load(Ordering::Relaxed);
                 let samples = scrape();
@@ -86,6 +88,10 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
             scrapes_during_calls
         });
 
+        // The calls start once the scraper runs, however late it is scheduled.
+        while !scraping.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
         // Sync callers on plain threads, half of them traced.
         let callers: Vec<_> = (0..THREADS)
             .map(|thread| {

@@ -847,15 +847,19 @@ mod tests {
             let reader = scope.spawn(|| {
                 let mut last = 0;
                 let mut reads = 0;
-                while !done.load(Ordering::Relaxed) {
+                // At least one read, however late this thread starts.
+                loop {
+                    let finished = done.load(Ordering::Relaxed);
                     let snapshot = histogram.snapshot();
                     let buckets: u64 = snapshot.positive.iter().chain(&snapshot.negative).map(|b| b.1).sum();
                     assert_eq!(snapshot.count, buckets + snapshot.zero_count);
                     assert!(snapshot.count >= last, "the count went down: {last} -> {}", snapshot.count);
                     last = snapshot.count;
                     reads += 1;
+                    if finished {
+                        break reads;
+                    }
                 }
-                reads
             });
             let writers: Vec<_> = (0..4)
                 .map(|thread| {
