@@ -633,9 +633,21 @@ fn collectors(c: &mut Criterion) {
 
 // ---------------------------------------------------------------------- memory
 
+/// The resident set, from `VmRSS` in `/proc/self/status` (in kB, whatever
+/// the page size); a memory row cannot be measured without it.
 fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+        .expect("a VmRSS line in /proc/self/status");
+    kib * 1024
+}
+
+/// Growth from `before` to `after`: resident memory that shrank while a
+/// measurement grew it means the measurement is wrong, not zero.
+fn grew(before: u64, after: u64) -> u64 {
+    after.checked_sub(before).unwrap_or_else(|| panic!("resident memory shrank from {before} to {after} bytes"))
 }
 
 /// The memory measurements, each run in a process of its own: in one process
@@ -685,8 +697,8 @@ fn measure_memory(name: &str) {
         let rendered = resident_bytes();
         println!(
             "memory/{name}: {:.0} B per series after registration, {:.0} B after a render ({rendered_len} bytes rendered)",
-            registered.saturating_sub(before) as f64 / N as f64,
-            rendered.saturating_sub(before) as f64 / N as f64,
+            grew(before, registered) as f64 / N as f64,
+            grew(before, rendered) as f64 / N as f64,
         );
         std::mem::forget(render);
     };
@@ -729,7 +741,7 @@ fn native_memory() {
         })
         .collect();
     let filled = resident_bytes();
-    let buckets = histograms[0].native().map(|native| native.snapshot().positive.len()).unwrap_or_default();
+    let buckets = histograms[0].native().expect("a native histogram").snapshot().positive.len();
     for histogram in &histograms {
         black_box(histogram.native().map(|native| native.snapshot()));
     }
@@ -737,8 +749,8 @@ fn native_memory() {
     println!(
         "memory/mesh_native_histogram_at_limit: {:.0} B per native histogram with {buckets} buckets, \
          {:.0} B after a scrape read each",
-        filled.saturating_sub(before) as f64 / HISTOGRAMS as f64,
-        read.saturating_sub(before) as f64 / HISTOGRAMS as f64,
+        grew(before, filled) as f64 / HISTOGRAMS as f64,
+        grew(before, read) as f64 / HISTOGRAMS as f64,
     );
     std::mem::forget(histograms);
 }
@@ -780,7 +792,7 @@ fn call_site_memory() {
     };
     let called = call_all(None);
     let traced = call_all(Some(TRACE));
-    let per_site = |from: u64, to: u64| to.saturating_sub(from) as f64 / SITES as f64;
+    let per_site = |from: u64, to: u64| grew(from, to) as f64 / SITES as f64;
     println!(
         "memory/mesh_call_site: {:.0} B per site registered, {:.0} B once called from {shards} threads \
          ({shards} shards), {:.0} B once traced calls kept exemplars in them",

@@ -341,9 +341,10 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
         "summary" => (Type::Summary, block.name, SUMMARY_SAMPLES),
         _ => (Type::Untyped, block.name, &[]),
     };
-    // Lines the parser cannot read are left out, as the OTLP push does (the
-    // facade writes none).
-    let samples: Vec<Sample> = block.samples.iter().filter_map(|line| sample(line)).collect();
+    // A line the parser cannot read leaves the whole family out (reported
+    // with the clashes) rather than sending it with a count missing.
+    let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| sample(line)).collect();
+    let Some(samples) = samples else { return false };
     let owns = |sample: &Sample| {
         sample.name.strip_prefix(base).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
     };
