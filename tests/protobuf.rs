@@ -201,7 +201,14 @@ fn under_concurrent_observations_the_count_sent_is_the_native_buckets_sum() {
         }
         writing.wait();
         let mut last = 0;
-        for _ in 0..300 {
+        let mut first = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // 300 reads at least, and until the writers are seen to have moved the
+        // count between reads (bounded, so a stuck writer fails the test).
+        for read in 0.. {
+            if read >= 300 && (first.is_some_and(|first| last > first) || std::time::Instant::now() > deadline) {
+                break;
+            }
             let families = decode(&registry);
             let histogram = families[0].metric[0].histogram.as_ref().expect("a histogram");
             let native = metrics_proto::Histogram::native_buckets(&histogram.positive_span, &histogram.positive_delta)
@@ -213,9 +220,11 @@ fn under_concurrent_observations_the_count_sent_is_the_native_buckets_sum() {
             }
             assert!(histogram.sample_count >= last, "the count went down");
             last = histogram.sample_count;
+            first.get_or_insert(last);
         }
         done.store(true, std::sync::atomic::Ordering::Relaxed);
-        last
+        (first.unwrap_or_default(), last)
     });
-    assert!(last > 0, "observations were made during the reads");
+    let (first, last) = last;
+    assert!(last > first, "observations were made during the reads: {first} then {last}");
 }

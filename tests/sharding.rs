@@ -69,6 +69,10 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
         let scraper = scope.spawn(|| {
             let mut previous: HashMap<String, f64> = HashMap::new();
             let mut scrapes_during_calls = 0u64;
+            let mut partial_totals = 0u64;
+            let sync_successes =
+                format!("mcp_mesh_requests_total{{agent=\"{AGENT}\",method=\"sync_call\",status=\"success\"}}");
+            let final_successes = (THREADS * CALLS_PER_THREAD - THREADS * errors_below(CALLS_PER_THREAD, 7)) as f64;
             scraping.store(true, Ordering::Relaxed);
             while running.load(Ordering::Relaxed) {
                 let during_calls = calling.load(Ordering::Relaxed);
@@ -82,10 +86,12 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
                         assert!(*value >= before, "{key} went down between scrapes: {before} -> {value}");
                     }
                 }
+                let successes = samples.get(&sync_successes).copied().unwrap_or(0.0);
+                partial_totals += u64::from(successes > 0.0 && successes < final_successes);
                 previous = samples;
                 scrapes_during_calls += u64::from(during_calls);
             }
-            scrapes_during_calls
+            (scrapes_during_calls, partial_totals)
         });
 
         // The calls start once the scraper runs, however late it is scheduled.
@@ -133,8 +139,10 @@ fn shards_add_up_in_every_scrape_and_exactly_at_rest() {
         running.store(false, Ordering::Relaxed);
         scraper.join().expect("scraper")
     });
+    let (scrapes, partial_totals) = scrapes;
     assert!(scrapes >= 1, "the scraper ran while calls were made: {scrapes} scrapes");
-    eprintln!("{scrapes} scrapes while calls were made");
+    assert!(partial_totals >= 1, "some scrape read the shards mid-run, with a partial total");
+    eprintln!("{scrapes} scrapes while calls were made, {partial_totals} with a partial total");
 
     // At rest: exact totals, nothing in flight.
     let samples = scrape();

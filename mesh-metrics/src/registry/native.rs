@@ -843,10 +843,12 @@ mod tests {
     fn concurrent_observers_and_readers_lose_nothing() {
         let histogram = NativeHistogram::new(config(30));
         let done = std::sync::atomic::AtomicBool::new(false);
+        // Halfway, the writers pause while the main thread reads: every one of
+        // the 100,000 observations made so far is in that reading.
+        let (halfway, resume) = (std::sync::Barrier::new(5), std::sync::Barrier::new(5));
         std::thread::scope(|scope| {
             let reader = scope.spawn(|| {
                 let mut last = 0;
-                let mut reads = 0;
                 // At least one read, however late this thread starts.
                 loop {
                     let finished = done.load(Ordering::Relaxed);
@@ -855,28 +857,35 @@ mod tests {
                     assert_eq!(snapshot.count, buckets + snapshot.zero_count);
                     assert!(snapshot.count >= last, "the count went down: {last} -> {}", snapshot.count);
                     last = snapshot.count;
-                    reads += 1;
                     if finished {
-                        break reads;
+                        break;
                     }
                 }
             });
             let writers: Vec<_> = (0..4)
                 .map(|thread| {
-                    let histogram = &histogram;
+                    let (histogram, halfway, resume) = (&histogram, &halfway, &resume);
                     scope.spawn(move || {
                         for i in 0..50_000u32 {
+                            if i == 25_000 {
+                                halfway.wait();
+                                resume.wait();
+                            }
                             let value = f64::from(i % 1000 + 1) * 1e-3 * if thread % 2 == 0 { 1.0 } else { -1.0 };
                             histogram.observe(value);
                         }
                     })
                 })
                 .collect();
+            halfway.wait();
+            let midway = histogram.snapshot();
+            resume.wait();
+            assert_eq!(midway.count, 100_000, "a reading between writes has every observation made before it");
             for writer in writers {
                 writer.join().expect("writer");
             }
             done.store(true, Ordering::Relaxed);
-            assert!(reader.join().expect("reader") > 0);
+            reader.join().expect("reader");
         });
         let snapshot = histogram.snapshot();
         assert_eq!(snapshot.count, 200_000);
