@@ -390,10 +390,15 @@ fn observe(c: &mut Criterion) {
     let durations: Vec<u64> = (0..64).map(|i| (1e6 * 1000f64.powf(f64::from(i) / 63.0)) as u64).collect();
     let classic = Layout::default_latency();
     let native = *mesh_metrics::NativeHistograms::new().config();
+    // A histogram that may reset counts each observation as it starts, so
+    // that a reset can wait for those it drops: a third atomic add.
+    let resets =
+        *mesh_metrics::NativeHistograms::new().min_reset_duration(std::time::Duration::from_secs(3600)).config();
     let histograms = [
         ("classic", MeshHistogram::new(std::sync::Arc::new(classic.clone()))),
         ("classic_striped", MeshHistogram::striped(std::sync::Arc::new(classic.clone()))),
         ("native", MeshHistogram::new(std::sync::Arc::new(Layout::native_only(native)))),
+        ("native_with_resets", MeshHistogram::new(std::sync::Arc::new(Layout::native_only(resets)))),
         ("native_and_classic", MeshHistogram::new(std::sync::Arc::new(classic.with_native(native)))),
     ];
     let mut group = c.benchmark_group("histogram_observe");
@@ -726,7 +731,9 @@ fn measure_memory(name: &str) {
 }
 
 /// Resident memory per native histogram at its bucket limit (160 buckets at
-/// schema 3: observations over 20 powers of two), after a scrape has read it.
+/// schema 3: observations over 20 powers of two), after a scrape has read it,
+/// and once past it (observations over 40 powers of two: the resolution
+/// halves, and schema 2 has a table of its own).
 fn native_memory() {
     const HISTOGRAMS: usize = 1_000;
     let config = *mesh_metrics::NativeHistograms::new().config();
@@ -746,11 +753,21 @@ fn native_memory() {
         black_box(histogram.native().map(|native| native.snapshot()));
     }
     let read = resident_bytes();
+    for histogram in &histograms {
+        for i in 160..320 {
+            histogram.observe(2f64.powf(-10.0 + f64::from(i) / 8.0 + 0.01));
+        }
+    }
+    let past = resident_bytes();
+    let halved = histograms[0].native().expect("a native histogram").snapshot();
     println!(
         "memory/mesh_native_histogram_at_limit: {:.0} B per native histogram with {buckets} buckets, \
-         {:.0} B after a scrape read each",
+         {:.0} B after a scrape read each, {:.0} B past the limit (schema {}, {} buckets)",
         grew(before, filled) as f64 / HISTOGRAMS as f64,
         grew(before, read) as f64 / HISTOGRAMS as f64,
+        grew(before, past) as f64 / HISTOGRAMS as f64,
+        halved.schema,
+        halved.positive.len(),
     );
     std::mem::forget(histograms);
 }

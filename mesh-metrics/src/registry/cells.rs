@@ -4,10 +4,11 @@
 //! and Prometheus tolerates a histogram's `_sum` being a few observations ahead
 //! of or behind its buckets, as every client library's histograms are.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
+use super::nanos_sum::Spilled;
 use super::native::NativeHistogram;
 use super::stripes::{Aligned, Stripes};
 use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
@@ -302,24 +303,10 @@ struct HistogramShard {
     spilled: Spilled,
 }
 
-/// The nanosecond sum is `spills * SPILL_NANOS + sum_nanos`. A spill moves
-/// `SPILL_NANOS` from `sum_nanos` to `spills`; `generation` is odd while one is
-/// under way (one at a time), so a reader never sees a spill half done.
-#[derive(Debug, Default)]
-struct Spilled {
-    generation: AtomicU64,
-    spills: AtomicU64,
-}
-
 /// Positions in `HistogramShard::cells`.
 const SUM_NANOS: usize = 0;
 const SUM_BITS: usize = 1;
 const FIRST_BUCKET: usize = 2;
-
-/// When the exact nanosecond sum reaches this (about 146 years of summed
-/// durations, which a busy service with thousands of calls in flight reaches
-/// in weeks), it is moved into a count of spills, so the sum never wraps.
-const SPILL_NANOS: u64 = 1 << 62;
 
 /// Atomic cells in whole cache lines.
 #[derive(Debug)]
@@ -371,52 +358,14 @@ impl HistogramShard {
 
     /// The exact nanosecond sum, read consistently with any spill.
     fn sum_nanos(&self) -> u128 {
-        let Some(low) = self.cells.get(SUM_NANOS) else { return 0 };
-        let Spilled { generation, spills } = &self.spilled;
-        loop {
-            let before = generation.load(Ordering::SeqCst);
-            if before % 2 == 0 {
-                let total = u128::from(spills.load(Ordering::SeqCst)) * u128::from(SPILL_NANOS)
-                    + u128::from(low.load(Ordering::SeqCst));
-                if generation.load(Ordering::SeqCst) == before {
-                    return total;
-                }
-            }
-            // A spill is a few instructions; wait for it to end.
-            std::thread::yield_now();
-        }
-    }
-
-    /// Moves whole `SPILL_NANOS` out of `sum_nanos`, if no other thread is.
-    #[cold]
-    fn spill(&self, low: &AtomicU64) {
-        let Spilled { generation, spills } = &self.spilled;
-        let current = generation.load(Ordering::SeqCst);
-        if current % 2 == 1
-            || generation.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
-        {
-            return; // another thread is spilling; a later observation retries
-        }
-        // Only the spilling thread subtracts, so this cannot underflow.
-        while low.load(Ordering::SeqCst) >= SPILL_NANOS {
-            low.fetch_sub(SPILL_NANOS, Ordering::SeqCst);
-            spills.fetch_add(1, Ordering::SeqCst);
-        }
-        generation.fetch_add(1, Ordering::SeqCst);
+        self.cells.get(SUM_NANOS).map_or(0, |low| self.spilled.total(low))
     }
 
     #[inline]
     fn observe_nanos(&self, index: usize, nanos: u64) {
         self.bump(index);
         if let Some(sum) = self.cells.get(SUM_NANOS) {
-            // One observation adds at most SPILL_NANOS, and any observation
-            // that leaves the sum at or past the mark spills it, so the sum
-            // stays far from u64::MAX.
-            let nanos = nanos.min(SPILL_NANOS);
-            let before = sum.fetch_add(nanos, Relaxed);
-            if before.saturating_add(nanos) >= SPILL_NANOS {
-                self.spill(sum);
-            }
+            self.spilled.add(sum, nanos);
         }
     }
 
@@ -510,6 +459,7 @@ impl Histogram {
     }
 
     /// Whether it keeps classic buckets: all but native-only histograms.
+    #[inline]
     pub fn keeps_classic_buckets(&self) -> bool {
         self.native.as_deref().is_none_or(|native| native.classic)
     }
@@ -578,8 +528,9 @@ impl Histogram {
     /// classic buckets; a native histogram sums seconds as `f64`).
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
-        let state = self.state();
-        self.observe_nanos_at(state.shards.local_index(), nanos, None);
+        // A native-only histogram has no shard to find.
+        let thread = if self.keeps_classic_buckets() { self.state().shards.local_index() } else { 0 };
+        self.observe_nanos_at(thread, nanos, None);
     }
 
     /// Records a duration in the shard of the thread with index `thread` and,
@@ -588,11 +539,10 @@ impl Histogram {
     #[inline]
     pub(crate) fn observe_nanos_at(&self, thread: usize, nanos: u64, traced: Option<(TraceId, Stamp)>) {
         if let Some(native) = &self.native {
-            let seconds = nanos as f64 / 1e9;
-            native.histogram.observe(seconds);
+            native.histogram.observe_nanos(nanos);
             if !native.classic {
                 if let Some((trace_id, at)) = traced {
-                    native.exemplar(trace_id, seconds, at);
+                    native.exemplar(trace_id, nanos as f64 / 1e9, at);
                 }
                 return;
             }

@@ -8,6 +8,7 @@
 
 mod cells;
 mod layout;
+mod nanos_sum;
 pub mod native;
 mod series;
 mod snapshot;

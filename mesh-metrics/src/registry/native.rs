@@ -4,25 +4,40 @@
 //! `(base^(k-1), base^k]`, `base = 2^(2^-s)`; values within the zero threshold
 //! go to the zero bucket. Only the buckets that were observed exist.
 //!
-//! Observing never takes a lock. Observations go to the "hot" half of two;
-//! a scrape (or a change of resolution) makes the other half hot with one
-//! atomic add, waits for the observations that started on the old half to
-//! finish, reads it (a consistent snapshot: its count is the sum of its
-//! buckets), adds it into the new hot half and clears it.
+//! Observing never takes a lock, and without resets it is two atomic adds,
+//! as a classic observation is: the sum's and the bucket's. Each schema has a
+//! bucket table of its own, whose keys are never moved, so an observation
+//! placed at a schema stays exact in that schema's table whenever its add
+//! lands. The limit strategy only lowers the schema and raises the zero
+//! threshold, and a reading maps every table to the current schema and folds
+//! the buckets within the current threshold into the zero bucket: an
+//! observation that raced a change is read where the change puts it. A
+//! reading's count is the sum of its buckets; its sum may hold an
+//! observation whose bucket it does not yet hold, as a classic histogram's.
 //!
-//! Memory is bounded by the bucket limit: a half's bucket table has room for
-//! twice the limit (at least 512 buckets), and when an observation makes a half hold more
-//! buckets than the limit, the histogram (under its lock, which observers do
-//! not take) first resets if the configured minimum reset duration has passed
-//! since the last reset, else widens the zero bucket if allowed, else halves
-//! its resolution (schema - 1), as client_golang does. In the rare case where
-//! more observations than that race in new buckets at once, the ones that
-//! find the table full are kept aside (finished, not lost) and placed at the
-//! next change.
+//! Memory is bounded by the bucket limit: a table has room for twice the
+//! limit (at least 512 buckets), and when an observation makes the histogram
+//! hold more buckets than the limit, the histogram (under its lock, which
+//! observers do not take) first resets if the configured minimum reset
+//! duration has passed since the last reset, else widens the zero bucket if
+//! allowed, else halves its resolution (schema - 1), as client_golang does.
+//! There is at most one table per schema from the configured one down to
+//! [`MIN_SCHEMA`]. In the rare case where more observations than that race in
+//! new buckets at once, the ones that find their table full are kept aside
+//! (finished, not lost) and placed once there is room.
+//!
+//! A reset empties the histogram, so it must know when the observations it
+//! drops have finished: a histogram that may reset (a minimum reset duration
+//! is set) keeps two generations and counts observations as they start in the
+//! same atomic word that names the hot one, as client_golang's hot and cold
+//! counts do. That count is a third atomic add per observation, paid only by
+//! histograms that may reset.
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use super::nanos_sum::Spilled;
 
 /// The coarsest schema: a bucket per 16 powers of two.
 pub const MIN_SCHEMA: i32 = -4;
@@ -114,6 +129,10 @@ impl NativeHistograms {
     /// reset, before anything else is tried. Prometheus reads a reset as a
     /// counter reset, which `rate()` handles. Zero means never, as in
     /// client_golang.
+    ///
+    /// A histogram that may reset pays a third atomic add per observation
+    /// (two without): it counts observations as they start, so that a reset
+    /// can wait for those it drops to finish before it empties them.
     pub fn min_reset_duration(mut self, every: Duration) -> Self {
         self.config.min_reset_duration = (!every.is_zero()).then_some(every);
         self
@@ -188,6 +207,7 @@ pub fn schema_for_factor(factor: f64) -> i32 {
 
 /// `(fraction, exponent)` with `value = fraction * 2^exponent` and the
 /// fraction in `[0.5, 1)`, for a positive finite value (C's `frexp`).
+#[inline]
 fn frexp(value: f64) -> (f64, i32) {
     let bits = value.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
@@ -213,6 +233,7 @@ static FRACTION_BOUNDS: std::sync::LazyLock<Vec<Vec<f64>>> = std::sync::LazyLock
 
 /// The index of the bucket holding the positive finite `value` at `schema`:
 /// the `k` with `base^(k-1) < value <= base^k`.
+#[inline]
 pub fn bucket_index(value: f64, schema: i32) -> i32 {
     let (fraction, exponent) = frexp(value);
     if schema > 0 {
@@ -240,6 +261,7 @@ fn power_of_base(exponent: f64, schema: i32) -> f64 {
 }
 
 /// A value well inside bucket `index` at `schema` (its geometric middle).
+#[cfg(test)]
 fn inside(index: i32, schema: i32) -> f64 {
     power_of_base(f64::from(index) - 0.5, schema)
 }
@@ -254,9 +276,20 @@ fn coarser(index: i32, by: i32) -> i32 {
 /// A native histogram.
 #[derive(Debug)]
 pub struct NativeHistogram {
-    /// The top bit names the hot half; the rest counts observations started.
+    /// With resets only: the top bit names the hot generation, the rest
+    /// counts the observations started. Without resets, generation 0 is the
+    /// only one and nothing is counted here.
     count_and_hot: AtomicU64,
-    halves: [Half; 2],
+    generations: [Generation; 2],
+    /// The schema observations are placed at now. Lowered by the limit
+    /// strategy, raised back only by a reset.
+    schema: AtomicI32,
+    /// The zero threshold observations are placed with now. Raised by the
+    /// limit strategy, lowered back only by a reset.
+    zero_threshold_bits: AtomicU64,
+    /// The current table's key count past which the histogram may hold more
+    /// buckets than its limit (each new key adds at most one bucket).
+    check_at: AtomicU32,
     control: Mutex<Control>,
     config: NativeConfig,
 }
@@ -265,13 +298,14 @@ pub struct NativeHistogram {
 struct Control {
     last_reset: Instant,
     resets: u64,
-    /// Observations started before the last reset: no half counts them.
-    dropped: u64,
+    /// With resets: the observations started before the hot generation
+    /// became hot.
+    started_before: u64,
 }
 
 const HOT_BIT: u64 = 1 << 63;
 
-/// Slots in a half's table at least: more than the buckets any value range
+/// Slots in a bucket table at least: more than the buckets any value range
 /// has at the coarsest schema (2 × 2,100 powers of two / 16, and the sign),
 /// so a histogram at [`MIN_SCHEMA`] never finds its table full.
 const MIN_CAPACITY: usize = 512;
@@ -295,25 +329,37 @@ fn untag(key: u64) -> (i32, bool) {
     (key as u32 as i32, key & NEGATIVE != 0)
 }
 
+/// The buckets of one schema: an open-addressed table, a power of two long,
+/// whose keys are never moved or freed while observers may write to them.
 #[derive(Debug)]
-struct Half {
-    schema: AtomicI32,
-    zero_threshold_bits: AtomicU64,
-    sum_bits: AtomicU64,
+struct Table {
+    slots: Box<[Slot]>,
+    /// The keys taken.
+    keys: AtomicU32,
+}
+
+/// Everything observed since a generation became hot: a bucket table per
+/// schema it was kept at, each allocated by its first bucket, the zero
+/// bucket and the sum.
+#[derive(Debug)]
+struct Generation {
+    /// Indexed by how far below the configured schema a table's schema is.
+    tables: Box<[OnceLock<Table>]>,
     zero_count: AtomicU64,
-    /// Observations that found the table full, as `(value, count)`:
-    /// finished (counted in `aside_count`) and placed at the next change.
+    /// The sum of the `f64` values observed.
+    sum_bits: AtomicU64,
+    /// The sum of the durations observed, exact in nanoseconds.
+    sum_nanos: AtomicU64,
+    sum_spilled: Spilled,
+    /// Observations that found their table full, as `(value, count)`:
+    /// finished (counted in `aside_count`) and placed in a table by the
+    /// next run of the limit strategy that finds room.
     aside: Mutex<Vec<(f64, u64)>>,
     aside_count: AtomicU64,
-    buckets: AtomicU32,
-    /// The bucket table, a power of two long, allocated by the first bucket
-    /// added: a series nobody observes (every call site's, at install) costs
-    /// no table.
-    slots: OnceLock<Box<[Slot]>>,
     capacity: usize,
 }
 
-/// A consistent reading of a native histogram.
+/// A reading of a native histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeSnapshot {
     /// The schema of the buckets.
@@ -322,7 +368,7 @@ pub struct NativeSnapshot {
     pub zero_threshold: f64,
     /// Observations in the zero bucket.
     pub zero_count: u64,
-    /// Observations in all.
+    /// Observations in all: the zero bucket's and the buckets' counts added.
     pub count: u64,
     /// Their sum.
     pub sum: f64,
@@ -332,38 +378,18 @@ pub struct NativeSnapshot {
     pub negative: Vec<(i32, u64)>,
 }
 
-impl Half {
-    fn new(capacity: usize, config: &NativeConfig) -> Self {
-        Self {
-            schema: AtomicI32::new(config.schema),
-            zero_threshold_bits: AtomicU64::new(config.zero_threshold.to_bits()),
-            sum_bits: AtomicU64::new(0f64.to_bits()),
-            zero_count: AtomicU64::new(0),
-            aside: Mutex::new(Vec::new()),
-            aside_count: AtomicU64::new(0),
-            buckets: AtomicU32::new(0),
-            slots: OnceLock::new(),
-            capacity,
-        }
-    }
-
-    /// The table, allocated now if it was not.
-    #[inline]
-    fn table(&self) -> &[Slot] {
-        self.slots.get_or_init(|| (0..self.capacity).map(|_| Slot::default()).collect())
-    }
-
-    /// The table if it was ever allocated (else no bucket was ever added).
-    fn allocated(&self) -> &[Slot] {
-        self.slots.get().map_or(&[], |slots| &slots[..])
+impl Table {
+    fn new(capacity: usize) -> Self {
+        Self { slots: (0..capacity).map(|_| Slot::default()).collect(), keys: AtomicU32::new(0) }
     }
 
     /// Adds `count` to the bucket; `Some(true)` if it created it, `None` if
     /// the table is full. The add is a release: a reader that sees it sees
     /// the sum added before it.
+    #[inline]
     fn add(&self, index: i32, negative: bool, count: u64) -> Option<bool> {
         let key = tag(index, negative);
-        let slots = self.table();
+        let slots = &self.slots[..];
         let mask = slots.len() - 1;
         let mut position = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask;
         for _ in 0..slots.len() {
@@ -377,8 +403,8 @@ impl Half {
                 match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         // Before the count: once the count is added the
-                        // observation is finished, and the half may be cleared.
-                        self.buckets.fetch_add(1, Ordering::Relaxed);
+                        // observation is finished, and a reset may clear it.
+                        self.keys.fetch_add(1, Ordering::Relaxed);
                         slot.count.fetch_add(count, Ordering::Release);
                         return Some(true);
                     }
@@ -394,14 +420,9 @@ impl Half {
         None
     }
 
-    /// Observations finished on this half.
-    fn finished(&self) -> u64 {
-        let buckets = self.allocated().iter().map(|slot| slot.count.load(Ordering::Acquire)).sum::<u64>();
-        buckets + self.zero_count.load(Ordering::Acquire) + self.aside_count.load(Ordering::Acquire)
-    }
-
+    /// `(index, negative, count)` of the buckets with observations.
     fn entries(&self) -> impl Iterator<Item = (i32, bool, u64)> + '_ {
-        self.allocated().iter().filter_map(|slot| {
+        self.slots.iter().filter_map(|slot| {
             let key = slot.key.load(Ordering::Acquire);
             let count = slot.count.load(Ordering::Acquire);
             (key != 0 && count != 0).then(|| {
@@ -410,30 +431,94 @@ impl Half {
             })
         })
     }
+}
 
-    /// Empties it, with `schema` and `zero_threshold` for its next turn.
-    /// Only while it is cold and cooled down.
-    fn clear(&self, schema: i32, zero_threshold: f64) {
-        for slot in self.allocated() {
-            slot.count.store(0, Ordering::Relaxed);
-            slot.key.store(0, Ordering::Relaxed);
+impl Generation {
+    fn new(capacity: usize, config: &NativeConfig) -> Self {
+        Self {
+            tables: (MIN_SCHEMA..=config.schema).map(|_| OnceLock::new()).collect(),
+            zero_count: AtomicU64::new(0),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+            sum_nanos: AtomicU64::new(0),
+            sum_spilled: Spilled::default(),
+            aside: Mutex::new(Vec::new()),
+            aside_count: AtomicU64::new(0),
+            capacity,
         }
-        self.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The table of `schema` (at most `top`, the configured one), allocated
+    /// now if it was not.
+    #[inline]
+    fn table(&self, top: i32, schema: i32) -> Option<&Table> {
+        let slot = self.tables.get(top.checked_sub(schema)? as usize)?;
+        Some(slot.get_or_init(|| Table::new(self.capacity)))
+    }
+
+    /// The tables ever allocated, with their schemas.
+    fn allocated(&self, top: i32) -> impl Iterator<Item = (i32, &Table)> {
+        (0..).zip(&self.tables).filter_map(move |(below, table)| table.get().map(|table| (top - below, table)))
+    }
+
+    /// Observations finished in it.
+    fn finished(&self, top: i32) -> u64 {
+        let buckets: u64 = self.allocated(top).flat_map(|(_, table)| table.entries()).map(|(_, _, count)| count).sum();
+        buckets + self.zero_count.load(Ordering::Acquire) + self.aside_count.load(Ordering::Acquire)
+    }
+
+    /// Adds an observation to the sum.
+    #[inline]
+    fn add_sum(&self, observed: Observed) {
+        match observed.nanos {
+            Some(nanos) => self.sum_spilled.add(&self.sum_nanos, nanos),
+            None => super::cells::add_f64(&self.sum_bits, observed.value),
+        }
+    }
+
+    /// The sum, in the unit of the values.
+    fn sum(&self) -> f64 {
+        f64::from_bits(self.sum_bits.load(Ordering::Acquire)) + self.sum_spilled.total(&self.sum_nanos) as f64 / 1e9
+    }
+
+    /// Keeps `(value, count)` aside: its table is full.
+    fn put_aside(&self, value: f64, count: u64) {
+        self.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, count));
+        self.aside_count.fetch_add(count, Ordering::Release);
+    }
+
+    /// Empties it, keeping its tables for its next turn. Only once no
+    /// observer can write to it: it is cold and its observations finished.
+    fn clear(&self, top: i32) {
+        for (_, table) in self.allocated(top) {
+            for slot in &table.slots {
+                slot.count.store(0, Ordering::Relaxed);
+                slot.key.store(0, Ordering::Relaxed);
+            }
+            table.keys.store(0, Ordering::Relaxed);
+        }
         self.zero_count.store(0, Ordering::Relaxed);
+        self.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.sum_spilled.clear(&self.sum_nanos);
         self.aside.lock().unwrap_or_else(PoisonError::into_inner).clear();
         self.aside_count.store(0, Ordering::Relaxed);
-        self.buckets.store(0, Ordering::Relaxed);
-        self.schema.store(schema, Ordering::Relaxed);
-        self.zero_threshold_bits.store(zero_threshold.to_bits(), Ordering::Relaxed);
     }
 }
 
-/// Where one observation goes in a half of this schema and zero threshold.
+/// One observation: its value, and for a duration its nanoseconds, which
+/// the sum adds exactly (and in one atomic add).
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    value: f64,
+    nanos: Option<u64>,
+}
+
+/// Where one observation goes at this schema and zero threshold.
 enum Place {
     Zero,
     Bucket(i32, bool),
 }
 
+#[inline]
 fn place(value: f64, schema: i32, zero_threshold: f64) -> Place {
     if value.abs() <= zero_threshold {
         Place::Zero
@@ -454,8 +539,11 @@ impl NativeHistogram {
         let capacity = (config.max_buckets as usize * 2).max(MIN_CAPACITY).next_power_of_two();
         Self {
             count_and_hot: AtomicU64::new(0),
-            halves: [Half::new(capacity, &config), Half::new(capacity, &config)],
-            control: Mutex::new(Control { last_reset: Instant::now(), resets: 0, dropped: 0 }),
+            generations: [Generation::new(capacity, &config), Generation::new(capacity, &config)],
+            schema: AtomicI32::new(config.schema),
+            zero_threshold_bits: AtomicU64::new(config.zero_threshold.to_bits()),
+            check_at: AtomicU32::new(config.max_buckets),
+            control: Mutex::new(Control { last_reset: Instant::now(), resets: 0, started_before: 0 }),
             config,
         }
     }
@@ -465,114 +553,186 @@ impl NativeHistogram {
         &self.config
     }
 
-    fn half(&self, hot_bit: u64) -> &Half {
-        let [first, second] = &self.halves;
+    fn generation(&self, hot_bit: u64) -> &Generation {
+        let [first, second] = &self.generations;
         if hot_bit == 0 { first } else { second }
+    }
+
+    /// The generation observations go to now.
+    fn hot(&self) -> &Generation {
+        self.generation(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT)
+    }
+
+    fn resolution(&self) -> (i32, f64) {
+        (self.schema.load(Ordering::Acquire), f64::from_bits(self.zero_threshold_bits.load(Ordering::Acquire)))
     }
 
     /// Records `value`. NaN and infinities are refused (they have no bucket)
     /// and `false` is returned.
+    #[inline]
     pub fn observe(&self, value: f64) -> bool {
         if !value.is_finite() {
             return false;
         }
-        if self.record(value) {
-            self.limit(value);
-        }
+        self.observe_finite(Observed { value, nanos: None });
         true
     }
 
-    /// Records a finite `value` in the hot half; `true` if it made a bucket
-    /// that takes the half over its limit (or found the table full), as only
-    /// such an observation can (client_golang checks the same): the others
-    /// never lock.
+    /// Records a duration given in nanoseconds: placed as its value in
+    /// seconds, summed exactly in nanoseconds.
     #[inline]
-    fn record(&self, value: f64) -> bool {
-        let started = self.count_and_hot.fetch_add(1, Ordering::Acquire);
-        let half = self.half(started & HOT_BIT);
-        // Relaxed: the bucket's release add below publishes it.
-        super::cells::add_f64(&half.sum_bits, value);
-        let schema = half.schema.load(Ordering::Relaxed);
-        let zero_threshold = f64::from_bits(half.zero_threshold_bits.load(Ordering::Relaxed));
-        let grew = match place(value, schema, zero_threshold) {
-            Place::Zero => {
-                half.zero_count.fetch_add(1, Ordering::Release);
-                false
-            }
-            Place::Bucket(index, negative) => match half.add(index, negative, 1) {
-                Some(created) => created,
-                None => {
-                    half.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, 1));
-                    half.aside_count.fetch_add(1, Ordering::Release);
-                    true
-                }
-            },
-        };
-        grew && (half.buckets.load(Ordering::Relaxed) > self.config.max_buckets
-            || half.aside_count.load(Ordering::Relaxed) > 0)
+    pub fn observe_nanos(&self, nanos: u64) {
+        self.observe_finite(Observed { value: nanos as f64 / 1e9, nanos: Some(nanos) });
     }
 
-    /// Keeps the hot half within the bucket limit: reset, else widen the zero
-    /// bucket, else halve the resolution, until it is within.
-    /// `value` is the observation that took it over; a reset records it again
-    /// in the emptied histogram, as client_golang does.
+    #[inline]
+    fn observe_finite(&self, observed: Observed) {
+        if self.record(observed) {
+            self.limit(observed);
+        }
+    }
+
+    /// Records a finite `value`; `true` if it made a bucket that may take the
+    /// histogram over its limit (or found its table full), as only such an
+    /// observation can (client_golang checks the same): the others never lock.
+    ///
+    /// Without resets this is two atomic adds, the sum's and the bucket's,
+    /// as a classic observation is: the schema only goes down and the zero
+    /// threshold only up, each table keeps one schema for good, and a reading
+    /// maps every table to the current schema and threshold, so an
+    /// observation placed just before a change is exact wherever it lands.
+    /// A reset empties the histogram; it can only wait for the observations
+    /// on the generation it drops if they were counted as they started,
+    /// which is the third atomic add that resets cost.
+    #[inline]
+    fn record(&self, observed: Observed) -> bool {
+        let value = observed.value;
+        let generation = if self.config.min_reset_duration.is_some() {
+            self.generation(self.count_and_hot.fetch_add(1, Ordering::Acquire) & HOT_BIT)
+        } else {
+            let [only, _] = &self.generations;
+            only
+        };
+        // Relaxed: the bucket's release add below publishes it.
+        generation.add_sum(observed);
+        let schema = self.schema.load(Ordering::Relaxed);
+        let zero_threshold = f64::from_bits(self.zero_threshold_bits.load(Ordering::Relaxed));
+        match place(value, schema, zero_threshold) {
+            Place::Zero => {
+                generation.zero_count.fetch_add(1, Ordering::Release);
+                false
+            }
+            Place::Bucket(index, negative) => {
+                match generation.table(self.config.schema, schema).and_then(|table| {
+                    let created = table.add(index, negative, 1)?;
+                    Some(created && table.keys.load(Ordering::Relaxed) > self.check_at.load(Ordering::Relaxed))
+                }) {
+                    Some(over) => over,
+                    None => {
+                        generation.put_aside(value, 1);
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps the histogram within the bucket limit: reset, else widen the
+    /// zero bucket, else halve the resolution, until it is within.
+    /// `observed` is the observation that took it over; a reset records it
+    /// again in the emptied histogram, as client_golang does.
     #[cold]
-    fn limit(&self, value: f64) {
+    fn limit(&self, observed: Observed) {
         let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            let hot = self.half(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT);
-            let aside = hot.aside_count.load(Ordering::Acquire) > 0;
-            if hot.buckets.load(Ordering::Relaxed) <= self.config.max_buckets && !aside {
-                return; // within the limit (another thread may have got here first)
+            let generation = self.hot();
+            let (schema, zero_threshold) = self.resolution();
+            let table = generation.table(self.config.schema, schema);
+            // Read before the buckets are counted: a key taken later adds at
+            // most one bucket to those counted.
+            let keys = table.map_or(0, |table| table.keys.load(Ordering::Acquire));
+            let full = !self.place_aside(generation, schema, zero_threshold);
+            let reading = read(generation, self.config.schema, schema, zero_threshold);
+            let buckets = reading.positive.len() + reading.negative.len();
+            if buckets <= self.config.max_buckets as usize && !full {
+                let room = self.config.max_buckets as usize - buckets;
+                self.check_at.store(keys.saturating_add(u32::try_from(room).unwrap_or(u32::MAX)), Ordering::Relaxed);
+                return;
             }
-            let schema = hot.schema.load(Ordering::Relaxed);
-            let zero_threshold = f64::from_bits(hot.zero_threshold_bits.load(Ordering::Relaxed));
             if let Some(every) = self.config.min_reset_duration
                 && control.last_reset.elapsed() >= every
             {
-                // A reset starts again at the configured resolution, as
-                // client_golang's does.
-                control.last_reset = Instant::now();
-                control.resets += 1;
-                self.swap(&mut control, self.config.schema, self.config.zero_threshold, Merge::Drop);
-                // Under the lock no swap can run, and the emptied half cannot
-                // be over its limit with one observation.
-                self.record(value);
+                self.reset(&mut control);
+                // Under the lock no other reset can run, and the emptied
+                // histogram cannot be over its limit with one observation.
+                self.record(observed);
                 return;
             }
-            if zero_threshold < self.config.max_zero_threshold
-                && let Some(closest) = hot.entries().map(|(index, _, _)| index).min()
+            let closest = reading.positive.first().into_iter().chain(reading.negative.first()).map(|b| b.0).min();
+            if !full
+                && zero_threshold < self.config.max_zero_threshold
+                && let Some(closest) = closest
                 && upper_bound(closest, schema) <= self.config.max_zero_threshold
             {
-                self.swap(&mut control, schema, upper_bound(closest, schema), Merge::Keep);
+                self.zero_threshold_bits.store(upper_bound(closest, schema).to_bits(), Ordering::Release);
             } else if schema > MIN_SCHEMA {
-                self.swap(&mut control, schema - 1, zero_threshold, Merge::Keep);
+                // A table of its own: the finer one keeps its buckets, read
+                // at the coarser schema from now on.
+                self.schema.store(schema - 1, Ordering::Release);
             } else {
-                if aside {
-                    // At the coarsest schema every bucket fits the table:
-                    // place what was kept aside. More buckets than the limit
-                    // remain possible here, bounded by the range of values.
-                    self.swap(&mut control, schema, zero_threshold, Merge::Keep);
-                }
+                // At the coarsest schema every bucket fits the table, and more
+                // buckets than the limit remain possible, bounded by the range
+                // of values.
                 return;
             }
         }
     }
 
-    /// Makes the cold half hot with `schema` and `zero_threshold`, waits for
-    /// the old hot half's observations to finish, and moves them into the new
-    /// hot half (or drops them, for a reset). Returns what the old half held.
-    fn swap(&self, control: &mut Control, schema: i32, zero_threshold: f64, merge: Merge) -> NativeSnapshot {
-        let cold_bit = !self.count_and_hot.load(Ordering::Acquire) & HOT_BIT;
-        let next = self.half(cold_bit);
-        next.clear(schema, zero_threshold);
+    /// Places the observations kept aside in the current table; `false` if
+    /// some still find it full. Under the control lock, which every reading
+    /// takes: no reading sees them twice or not at all.
+    fn place_aside(&self, generation: &Generation, schema: i32, zero_threshold: f64) -> bool {
+        let mut aside = generation.aside.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut full = false;
+        aside.retain(|&(value, count)| {
+            let placed = match place(value, schema, zero_threshold) {
+                Place::Zero => {
+                    generation.zero_count.fetch_add(count, Ordering::Release);
+                    true
+                }
+                Place::Bucket(index, negative) => generation
+                    .table(self.config.schema, schema)
+                    .and_then(|table| table.add(index, negative, count))
+                    .is_some(),
+            };
+            if placed {
+                generation.aside_count.fetch_sub(count, Ordering::Release);
+            }
+            full |= !placed;
+            !placed
+        });
+        !full
+    }
+
+    /// Starts again, empty, at the configured resolution: makes the other
+    /// generation hot, then waits for the observations that started on the
+    /// old one to finish, and empties it.
+    fn reset(&self, control: &mut Control) {
+        control.last_reset = Instant::now();
+        control.resets += 1;
+        self.schema.store(self.config.schema, Ordering::Relaxed);
+        self.zero_threshold_bits.store(self.config.zero_threshold.to_bits(), Ordering::Relaxed);
+        self.check_at.store(self.config.max_buckets, Ordering::Relaxed);
+        // The release publishes the resolution above to every observation
+        // that starts on the new generation.
         let swapped = self.count_and_hot.fetch_add(HOT_BIT, Ordering::AcqRel);
-        let started = swapped & !HOT_BIT;
-        let old = self.half(swapped & HOT_BIT);
-        // The old half holds every observation started so far but those a
-        // reset dropped; the last ones finish in a few instructions.
+        let started = (swapped & !HOT_BIT) - control.started_before;
+        control.started_before = swapped & !HOT_BIT;
+        let old = self.generation(swapped & HOT_BIT);
+        // The last observations on the old generation finish in a few
+        // instructions.
         let mut spins = 0u32;
-        while old.finished() + control.dropped < started {
+        while old.finished(self.config.schema) < started {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -580,42 +740,20 @@ impl NativeHistogram {
                 std::thread::yield_now();
             }
         }
-        let snapshot = read(old);
-        match merge {
-            Merge::Drop => control.dropped = started,
-            Merge::Keep => {
-                // Relaxed: the release adds of the counts below publish it.
-                super::cells::add_f64(&next.sum_bits, snapshot.sum);
-                let mut zero = snapshot.zero_count;
-                let positive = snapshot.positive.iter().map(|&(index, count)| (index, false, count));
-                let negative = snapshot.negative.iter().map(|&(index, count)| (index, true, count));
-                for (index, negative, count) in positive.chain(negative) {
-                    let index = coarser(index, snapshot.schema - schema);
-                    let bound = upper_bound(index, schema);
-                    if bound <= zero_threshold {
-                        zero += count;
-                    } else if next.add(index, negative, count).is_none() {
-                        // Full: kept aside as a value inside its bucket.
-                        let value = if negative { -inside(index, schema) } else { inside(index, schema) };
-                        next.aside.lock().unwrap_or_else(PoisonError::into_inner).push((value, count));
-                        next.aside_count.fetch_add(count, Ordering::Release);
-                    }
-                }
-                next.zero_count.fetch_add(zero, Ordering::Release);
-            }
-        }
-        old.clear(schema, zero_threshold);
-        snapshot
+        // Cold and finished: nothing writes to it until a later reset makes
+        // it hot again, under this same lock, and that reset publishes the
+        // emptying with its release.
+        old.clear(self.config.schema);
     }
 
-    /// A consistent reading: every observation that finished before this
-    /// call, and none half-recorded.
+    /// A reading: every observation that finished before this call, and
+    /// maybe some being recorded. Its count is the sum of its buckets; its
+    /// sum may hold an observation whose bucket it does not yet, as a classic
+    /// histogram's may.
     pub fn snapshot(&self) -> NativeSnapshot {
-        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
-        let hot = self.half(self.count_and_hot.load(Ordering::Acquire) & HOT_BIT);
-        let schema = hot.schema.load(Ordering::Relaxed);
-        let zero_threshold = f64::from_bits(hot.zero_threshold_bits.load(Ordering::Relaxed));
-        self.swap(&mut control, schema, zero_threshold, Merge::Keep)
+        let _control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        let (schema, zero_threshold) = self.resolution();
+        read(self.hot(), self.config.schema, schema, zero_threshold)
     }
 
     /// How many times it reset itself to stay within the bucket limit.
@@ -624,33 +762,35 @@ impl NativeHistogram {
     }
 }
 
-/// What a swap does with the old half's observations.
-enum Merge {
-    /// Moves them into the new hot half.
-    Keep,
-    /// Drops them: the histogram resets.
-    Drop,
-}
-
-/// Reads a cooled-down half, with the observations kept aside.
-fn read(half: &Half) -> NativeSnapshot {
-    let schema = half.schema.load(Ordering::Relaxed);
-    let zero_threshold = f64::from_bits(half.zero_threshold_bits.load(Ordering::Relaxed));
-    let mut zero_count = half.zero_count.load(Ordering::Acquire);
+/// Reads a generation at `schema` and `zero_threshold`: every table's buckets
+/// mapped to `schema` (no table is finer than the configured `top` or coarser
+/// than `schema`), those within the zero threshold counted in the zero bucket,
+/// and the observations kept aside placed.
+fn read(generation: &Generation, top: i32, schema: i32, zero_threshold: f64) -> NativeSnapshot {
+    let mut zero_count = generation.zero_count.load(Ordering::Acquire);
     let mut positive = std::collections::BTreeMap::new();
     let mut negative = std::collections::BTreeMap::new();
-    for (index, is_negative, count) in half.entries() {
+    let mut add = |index: i32, is_negative: bool, count: u64| {
         *(if is_negative { &mut negative } else { &mut positive }).entry(index).or_insert(0u64) += count;
-    }
-    for &(value, count) in half.aside.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        match place(value, schema, zero_threshold) {
-            Place::Zero => zero_count += count,
-            Place::Bucket(index, is_negative) => {
-                *(if is_negative { &mut negative } else { &mut positive }).entry(index).or_insert(0u64) += count;
+    };
+    for (table_schema, table) in generation.allocated(top) {
+        for (index, is_negative, count) in table.entries() {
+            let index = coarser(index, table_schema - schema);
+            if upper_bound(index, schema) <= zero_threshold {
+                zero_count += count;
+            } else {
+                add(index, is_negative, count);
             }
         }
     }
-    let sum = f64::from_bits(half.sum_bits.load(Ordering::Acquire));
+    for &(value, count) in generation.aside.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        match place(value, schema, zero_threshold) {
+            Place::Zero => zero_count += count,
+            Place::Bucket(index, is_negative) => add(index, is_negative, count),
+        }
+    }
+    // After the buckets: the sum holds at least the observations they hold.
+    let sum = generation.sum();
     let count = zero_count + positive.values().sum::<u64>() + negative.values().sum::<u64>();
     NativeSnapshot {
         schema,
@@ -703,31 +843,70 @@ mod tests {
     #[test]
     fn a_full_table_keeps_observations_aside_and_places_them() {
         let histogram = NativeHistogram::new(config(1_000));
-        // Fill the hot half's table (1,024 slots for a limit of 1,000) with
-        // keys no observation makes, straight through the table.
-        let hot = histogram.half(histogram.count_and_hot.load(Ordering::Relaxed) & HOT_BIT);
-        let capacity = hot.table().len();
+        // Fill schema 3's table (1,024 slots for a limit of 1,000) with keys
+        // no observation makes, straight through the table.
+        let [generation, _] = &histogram.generations;
+        let table = generation.table(3, 3).expect("schema 3's table");
+        let capacity = table.slots.len();
         for key in 0..capacity as i32 {
-            assert_eq!(hot.add(-100_000 - key, false, 1), Some(true));
+            assert_eq!(table.add(-100_000 - key, false, 1), Some(true));
         }
-        histogram.count_and_hot.fetch_add(capacity as u64, Ordering::Relaxed); // as observations would
         assert!(histogram.observe(3.0), "an observation that finds the table full is kept, not lost");
         let snapshot = histogram.snapshot();
         assert_eq!(snapshot.count, capacity as u64 + 1);
-        let three = bucket_index(3.0, snapshot.schema);
+        assert_eq!(snapshot.schema, 2, "a full table lowers the resolution: the next table has room");
+        let three = bucket_index(3.0, 2);
         assert_eq!(snapshot.positive.iter().find(|(index, _)| *index == three), Some(&(three, 1)));
+        assert_eq!(generation.aside_count.load(Ordering::Relaxed), 0, "placed in schema 2's table");
     }
 
     #[test]
     fn a_histogram_nobody_observes_allocates_no_table() {
         let histogram = NativeHistogram::new(NativeConfig::default());
+        let tables = |histogram: &NativeHistogram| {
+            histogram
+                .generations
+                .iter()
+                .flat_map(|generation| generation.tables.iter())
+                .filter(|t| t.get().is_some())
+                .count()
+        };
         histogram.observe(0.0); // the zero bucket needs no table
         let snapshot = histogram.snapshot();
         assert_eq!((snapshot.count, snapshot.zero_count), (1, 1));
-        assert!(histogram.halves.iter().all(|half| half.slots.get().is_none()), "no table for no bucket");
+        assert_eq!(tables(&histogram), 0, "no table for no bucket");
         histogram.observe(1.0);
         assert_eq!(histogram.snapshot().count, 2);
-        assert!(histogram.halves.iter().any(|half| half.slots.get().is_some()));
+        assert_eq!(tables(&histogram), 1);
+    }
+
+    #[test]
+    fn an_observation_placed_before_a_change_of_resolution_is_read_where_the_change_puts_it() {
+        // What an observer that read the schema and threshold just before the
+        // limit strategy changed them does: its add lands in the old table.
+        let histogram =
+            NativeHistogram::new(NativeConfig { max_buckets: 4, max_zero_threshold: 0.01, ..NativeConfig::default() });
+        let [generation, _] = &histogram.generations;
+        for value in [0.001, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0] {
+            histogram.observe(value);
+        }
+        let changed = histogram.snapshot();
+        assert!(changed.schema < 3 && changed.zero_threshold > 0.001, "widened, then halved: {changed:?}");
+        // Late adds at schema 3 with the first threshold: 0.00101 (in 0.001's
+        // bucket, now within the zero bucket) and 3.0 (in a coarser bucket now).
+        let table = generation.table(3, 3).expect("schema 3's table");
+        for value in [0.00101, 3.0] {
+            super::super::cells::add_f64(&generation.sum_bits, value);
+            table.add(bucket_index(value, 3), false, 1).expect("room");
+        }
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, 9);
+        assert_eq!(snapshot.zero_count, changed.zero_count + 1, "0.00101 is within {}", snapshot.zero_threshold);
+        let mut expected = std::collections::BTreeMap::new();
+        for value in [1.0, 2.0, 3.0, 4.0, 8.0, 16.0, 32.0] {
+            *expected.entry(bucket_index(value, snapshot.schema)).or_insert(0u64) += 1;
+        }
+        assert_eq!(snapshot.positive, expected.into_iter().collect::<Vec<_>>(), "every value in its bucket now");
     }
 
     #[test]
@@ -841,7 +1020,20 @@ mod tests {
 
     #[test]
     fn concurrent_observers_and_readers_lose_nothing() {
-        let histogram = NativeHistogram::new(config(30));
+        concurrent_observers_and_readers(config(30));
+    }
+
+    #[test]
+    fn concurrent_observers_and_readers_lose_nothing_where_resets_are_allowed() {
+        // The count-as-they-start path, with no reset due within the test.
+        concurrent_observers_and_readers(NativeConfig {
+            min_reset_duration: Some(Duration::from_secs(3600)),
+            ..config(30)
+        });
+    }
+
+    fn concurrent_observers_and_readers(config: NativeConfig) {
+        let histogram = NativeHistogram::new(config);
         let done = std::sync::atomic::AtomicBool::new(false);
         // Halfway, the writers pause while the main thread reads: every one of
         // the 100,000 observations made so far is in that reading.
@@ -891,5 +1083,86 @@ mod tests {
         assert_eq!(snapshot.count, 200_000);
         assert!(snapshot.positive.len() + snapshot.negative.len() <= 30, "{snapshot:?}");
         assert!(snapshot.sum.abs() < 1e-6, "the signs cancel: {}", snapshot.sum);
+    }
+
+    #[test]
+    fn resets_under_concurrent_observers_drop_only_what_started_before_them() {
+        // Values over about 80 buckets against a limit of 20: the histogram
+        // resets again and again while 4 threads observe and one reads.
+        let histogram = NativeHistogram::new(NativeConfig {
+            max_buckets: 20,
+            min_reset_duration: Some(Duration::ZERO),
+            ..NativeConfig::default()
+        });
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                loop {
+                    let finished = done.load(Ordering::Relaxed);
+                    let snapshot = histogram.snapshot();
+                    let buckets: u64 = snapshot.positive.iter().map(|b| b.1).sum();
+                    assert_eq!(snapshot.count, buckets + snapshot.zero_count);
+                    assert!(snapshot.negative.is_empty(), "{snapshot:?}");
+                    if finished {
+                        break;
+                    }
+                }
+            });
+            let writers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        for i in 0..50_000u32 {
+                            histogram.observe(f64::from(i % 1000 + 1) * 1e-3);
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().expect("writer");
+            }
+            done.store(true, Ordering::Relaxed);
+            reader.join().expect("reader");
+        });
+        assert!(histogram.resets() > 1, "{} resets", histogram.resets());
+        // Every observation has finished: the hot generation holds exactly
+        // those that started on it, and a sum that fits its buckets.
+        let started = histogram.count_and_hot.load(Ordering::Relaxed) & !HOT_BIT;
+        let before = histogram.control.lock().expect("control").started_before;
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, started - before, "{snapshot:?}");
+        let low: f64 = snapshot.positive.iter().map(|&(i, n)| upper_bound(i - 1, snapshot.schema) * n as f64).sum();
+        let high: f64 = snapshot.positive.iter().map(|&(i, n)| upper_bound(i, snapshot.schema) * n as f64).sum();
+        assert!(low <= snapshot.sum && snapshot.sum <= high, "{low} <= {} <= {high}", snapshot.sum);
+    }
+
+    #[test]
+    fn a_reset_waits_for_the_observations_it_drops_to_finish() {
+        let histogram = NativeHistogram::new(NativeConfig {
+            max_buckets: 1,
+            min_reset_duration: Some(Duration::ZERO),
+            ..NativeConfig::default()
+        });
+        histogram.observe(1.0);
+        // An observation that has started on the hot generation and not yet
+        // added its bucket.
+        let started = histogram.count_and_hot.fetch_add(1, Ordering::Acquire);
+        let unfinished = histogram.generation(started & HOT_BIT);
+        let reset = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let resetter = scope.spawn(|| {
+                histogram.observe(2.0); // a second bucket: over the limit of 1
+                reset.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                !reset.load(Ordering::SeqCst),
+                "the reset emptied a generation an observation was still writing to"
+            );
+            unfinished.zero_count.fetch_add(1, Ordering::Release); // it finishes
+            resetter.join().expect("resetter");
+        });
+        assert_eq!(histogram.resets(), 1);
+        let snapshot = histogram.snapshot();
+        assert_eq!((snapshot.count, snapshot.positive.len()), (1, 1), "the trigger, recorded again: {snapshot:?}");
     }
 }
