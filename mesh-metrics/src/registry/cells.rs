@@ -524,8 +524,8 @@ impl Histogram {
         true
     }
 
-    /// Records a duration given in nanoseconds; the sum stays exact (in the
-    /// classic buckets; a native histogram sums seconds as `f64`).
+    /// Records a duration given in nanoseconds; the sum stays exact, in
+    /// nanoseconds (each duration counted at most 2^62 ns, 146 years).
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
         // A native-only histogram has no shard to find.

@@ -21,8 +21,9 @@ pub(super) struct Spilled {
 }
 
 impl Spilled {
-    /// Adds `nanos` (at most [`SPILL_NANOS`] of it) to the sum whose low
-    /// part is `low`.
+    /// Adds `nanos` to the sum whose low part is `low`: at most
+    /// [`SPILL_NANOS`] of it (146 years), which only a duration that could
+    /// not be measured (`u64::MAX`) exceeds.
     #[inline]
     pub(super) fn add(&self, low: &AtomicU64, nanos: u64) {
         // One observation adds at most SPILL_NANOS, and any observation that
