@@ -12,8 +12,8 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mesh_metrics::instrumented;
 use mesh_metrics::trace::TraceId;
+use mesh_metrics::{Histogram, Metrics, instrumented};
 use mesh_metrics_tests::{ChildGuard, Format, Warnings, get, strict_parse, strict_parser};
 use serde_json::Value;
 
@@ -24,6 +24,17 @@ fn checkout(#[trace_id] trace: TraceId, n: u64) -> Result<u64, String> {
     let _ = trace;
     if n % 5 == 0 { Err("declined".into()) } else { Ok(n) }
 }
+
+#[derive(Metrics)]
+#[metrics(prefix = "otlp")]
+struct Business {
+    /// Payload sizes, as a native histogram.
+    #[metric(native)]
+    payload_bytes: Histogram,
+}
+
+/// Sizes pushed into the native histogram (away from bucket boundaries).
+const PAYLOADS: [f64; 6] = [0.0, 100.0, 2_000.0, 2_100.0, 1e6, 1e6];
 
 struct Receiver {
     _child: ChildGuard,
@@ -145,6 +156,10 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
         .install()
         .expect("install");
     let addr = exporter.local_addr();
+    let business = Business::register().expect("register");
+    for size in PAYLOADS {
+        business.payload_bytes.observe(size).expect("observed");
+    }
 
     // Calls made while every push fails.
     let mut traces = HashSet::new();
@@ -242,6 +257,29 @@ async fn pushes_what_is_scraped_and_loses_nothing_to_an_outage() {
             base64(exemplar["trace_id"].as_str().expect("trace id")).iter().map(|b| format!("{b:02x}")).collect();
         assert!(traces.contains(&id), "exemplar trace {id} is one of ours");
     }
+
+    // The typed native histogram: an exponential histogram whose buckets are
+    // where the definition puts each size (Prometheus' bucket k is OTLP's k-1).
+    let payload = &metrics["otlp_payload_bytes"]["exponential_histogram"];
+    assert_eq!(payload["aggregation_temporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE");
+    let point = &payload["data_points"][0];
+    assert_eq!(point["scale"], 3);
+    assert_eq!((int(&point["count"]), int(&point["zero_count"])), (6, 1));
+    assert_eq!(point["sum"].as_f64(), Some(PAYLOADS.iter().sum::<f64>()));
+    assert_eq!(point["zero_threshold"].as_f64(), Some(2f64.powi(-128)));
+    let offset = point["positive"]["offset"].as_i64().unwrap_or(0); // proto3 leaves a 0 out
+    let counts = point["positive"]["bucket_counts"].as_array().expect("bucket counts");
+    let pushed: BTreeMap<i64, u64> = (offset..)
+        .zip(counts.iter().map(int))
+        .filter(|(_, count)| *count > 0)
+        .map(|(i, count)| (i + 1, count))
+        .collect();
+    let mut expected = BTreeMap::new();
+    for size in PAYLOADS.iter().filter(|size| **size > 0.0) {
+        *expected.entry((size.log2() * 8.0).ceil() as i64).or_insert(0u64) += 1;
+    }
+    assert_eq!(pushed, expected);
+    assert!(point.get("negative").is_none(), "no negative sizes: {point}");
 
     // The facade's counter, and the process and runtime collectors, are pushed too.
     let facade = &metrics["otlp_facade_total"];

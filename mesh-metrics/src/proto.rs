@@ -120,6 +120,17 @@ impl Writer {
         }
     }
 
+    /// A packed `repeated uint64` field (varints).
+    pub(crate) fn packed_uint(&mut self, field: u32, values: &[u64]) {
+        if !values.is_empty() {
+            let mut packed = Writer::default();
+            for value in values {
+                packed.varint(*value);
+            }
+            self.bytes(field, &packed.buf);
+        }
+    }
+
     /// A packed `repeated fixed64` field.
     pub(crate) fn packed_fixed64(&mut self, field: u32, values: &[u64]) {
         if !values.is_empty() {

@@ -1,7 +1,8 @@
 //! One `ExportMetricsServiceRequest` (opentelemetry-proto, metrics v1) from
 //! the registry and the `metrics` facade, read the way a scrape reads them:
 //! counters as monotonic cumulative sums, gauges as gauges, histograms as
-//! explicit-bucket cumulative histograms, with their exemplars' trace IDs.
+//! explicit-bucket cumulative histograms (native-only ones as exponential
+//! histograms: the schema is the scale), with their exemplars' trace IDs.
 //!
 //! Names follow the OpenTelemetry–Prometheus compatibility rules: by default a
 //! name is left as `/metrics` has it (`mcp_mesh_requests_total`); with
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
+use crate::registry::native::NativeSnapshot;
 use crate::registry::{Cell, Family, MetricKind};
 use crate::render::classic;
 use crate::render::from_classic::{self, Grouped, Sample, grouped, sample};
@@ -81,6 +83,7 @@ mod field {
     pub(super) const METRIC_GAUGE: u32 = 5;
     pub(super) const METRIC_SUM: u32 = 7;
     pub(super) const METRIC_HISTOGRAM: u32 = 9;
+    pub(super) const METRIC_EXPONENTIAL_HISTOGRAM: u32 = 10;
     pub(super) const METRIC_SUMMARY: u32 = 11;
     pub(super) const DATA_POINTS: u32 = 1;
     pub(super) const TEMPORALITY: u32 = 2;
@@ -98,6 +101,19 @@ mod field {
     pub(super) const HISTOGRAM_EXPLICIT_BOUNDS: u32 = 7;
     pub(super) const HISTOGRAM_EXEMPLARS: u32 = 8;
     pub(super) const HISTOGRAM_ATTRIBUTES: u32 = 9;
+    pub(super) const EXPONENTIAL_ATTRIBUTES: u32 = 1;
+    pub(super) const EXPONENTIAL_START: u32 = 2;
+    pub(super) const EXPONENTIAL_TIME: u32 = 3;
+    pub(super) const EXPONENTIAL_COUNT: u32 = 4;
+    pub(super) const EXPONENTIAL_SUM: u32 = 5;
+    pub(super) const EXPONENTIAL_SCALE: u32 = 6;
+    pub(super) const EXPONENTIAL_ZERO_COUNT: u32 = 7;
+    pub(super) const EXPONENTIAL_POSITIVE: u32 = 8;
+    pub(super) const EXPONENTIAL_NEGATIVE: u32 = 9;
+    pub(super) const EXPONENTIAL_EXEMPLARS: u32 = 11;
+    pub(super) const EXPONENTIAL_ZERO_THRESHOLD: u32 = 14;
+    pub(super) const BUCKETS_OFFSET: u32 = 1;
+    pub(super) const BUCKETS_COUNTS: u32 = 2;
     pub(super) const SUMMARY_START: u32 = 2;
     pub(super) const SUMMARY_TIME: u32 = 3;
     pub(super) const SUMMARY_COUNT: u32 = 4;
@@ -225,12 +241,33 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
         metric.string(field::METRIC_NAME, &metric_name(&descriptor.name, kind, unit, context.strip_suffixes));
         metric.string(field::METRIC_DESCRIPTION, &descriptor.help);
         metric.string(field::METRIC_UNIT, descriptor.unit.as_deref().map(ucum).unwrap_or_default());
+        // Native-only histograms are OTLP's exponential histograms (a
+        // histogram that keeps classic buckets too is sent with those).
+        let exponential = descriptor.kind == MetricKind::Histogram
+            && series.iter().all(|series| matches!(series.cell(), Cell::Histogram(h) if !h.keeps_classic_buckets()));
         let data_field = match descriptor.kind {
             MetricKind::Counter => field::METRIC_SUM,
             MetricKind::Gauge => field::METRIC_GAUGE,
+            MetricKind::Histogram if exponential => field::METRIC_EXPONENTIAL_HISTOGRAM,
             MetricKind::Histogram => field::METRIC_HISTOGRAM,
         };
         metric.message(data_field, |data| {
+            if exponential {
+                for series in &series {
+                    let Cell::Histogram(histogram) = series.cell() else { continue };
+                    let Some(native) = histogram.native() else { continue };
+                    let created = u64::from(series.created_unix_secs()) * 1_000_000_000;
+                    data.message(field::DATA_POINTS, |point| {
+                        attributes(point, field::EXPONENTIAL_ATTRIBUTES, series);
+                        exponential_point(point, created, points.now, &native.snapshot());
+                        for exemplar in histogram.native_exemplars(clock) {
+                            point.message(field::EXPONENTIAL_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
+                        }
+                    });
+                }
+                temporality(data, descriptor.kind);
+                return;
+            }
             let mut cumulative = Vec::new();
             for series in &series {
                 let created = u64::from(series.created_unix_secs()) * 1_000_000_000;
@@ -319,6 +356,39 @@ fn histogram_point(
     }
     point.packed_fixed64(field::HISTOGRAM_BUCKET_COUNTS, buckets);
     point.packed_double(field::HISTOGRAM_EXPLICIT_BOUNDS, bounds);
+}
+
+/// An exponential histogram point from a native histogram's reading.
+fn exponential_point(point: &mut Writer, start: u64, now: u64, snapshot: &NativeSnapshot) {
+    point.fixed64(field::EXPONENTIAL_START, start);
+    point.fixed64(field::EXPONENTIAL_TIME, now);
+    point.fixed64(field::EXPONENTIAL_COUNT, snapshot.count);
+    // OTLP leaves the sum out once negative values may have been recorded.
+    if snapshot.negative.is_empty() && snapshot.sum >= 0.0 {
+        point.double(field::EXPONENTIAL_SUM, snapshot.sum);
+    }
+    point.sint(field::EXPONENTIAL_SCALE, i64::from(snapshot.schema));
+    point.fixed64(field::EXPONENTIAL_ZERO_COUNT, snapshot.zero_count);
+    exponential_buckets(point, field::EXPONENTIAL_POSITIVE, &snapshot.positive);
+    exponential_buckets(point, field::EXPONENTIAL_NEGATIVE, &snapshot.negative);
+    point.double(field::EXPONENTIAL_ZERO_THRESHOLD, snapshot.zero_threshold);
+}
+
+/// `Buckets` from `(index, count)` in index order. OTLP's bucket `i` holds
+/// `(base^i, base^(i+1)]` and Prometheus' `k` holds `(base^(k-1), base^k]`,
+/// so the offset is one below the first index; counts are dense from there.
+fn exponential_buckets(point: &mut Writer, field_number: u32, buckets: &[(i32, u64)]) {
+    let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) else { return };
+    let mut dense = vec![0u64; usize::try_from(i64::from(last) - i64::from(first) + 1).unwrap_or(0)];
+    for &(index, count) in buckets {
+        if let Some(slot) = usize::try_from(i64::from(index) - i64::from(first)).ok().and_then(|i| dense.get_mut(i)) {
+            *slot = count;
+        }
+    }
+    point.message(field_number, |message| {
+        message.sint(field::BUCKETS_OFFSET, i64::from(first) - 1);
+        message.packed_uint(field::BUCKETS_COUNTS, &dense);
+    });
 }
 
 fn exemplar_fields(writer: &mut Writer, exemplar: &Exemplar) {
@@ -489,6 +559,54 @@ mod tests {
         assert_eq!(metric_name("_total", "counter", None, true), "_total");
         assert_eq!(ucum("seconds"), "s");
         assert_eq!(ucum("bytes"), "By");
+    }
+
+    #[test]
+    fn a_native_reading_is_an_exponential_point_with_dense_buckets_one_index_lower() {
+        let snapshot = NativeSnapshot {
+            schema: 2,
+            zero_threshold: 1e-3,
+            zero_count: 4,
+            count: 10,
+            sum: 7.5,
+            positive: vec![(-2, 1), (1, 3)],
+            negative: vec![(0, 2)],
+        };
+        let mut point = Writer::default();
+        exponential_point(&mut point, 1, 2, &snapshot);
+        let bytes = point.into_bytes();
+        let fields = crate::proto::fields(&bytes).expect("protobuf");
+        let number = |wanted| {
+            fields.iter().find_map(|(field, value)| match value {
+                crate::proto::Value::Number(n) if *field == wanted => Some(*n),
+                _ => None,
+            })
+        };
+        let buckets = |wanted| {
+            let bytes = fields.iter().find_map(|(field, value)| match value {
+                crate::proto::Value::Bytes(b) if *field == wanted => Some(*b),
+                _ => None,
+            })?;
+            let inner = crate::proto::fields(bytes)?;
+            let offset = inner.iter().find_map(|(f, v)| match v {
+                crate::proto::Value::Number(n) if *f == field::BUCKETS_OFFSET => Some(*n),
+                _ => None,
+            })?;
+            let counts = inner.iter().find_map(|(f, v)| match v {
+                crate::proto::Value::Bytes(b) if *f == field::BUCKETS_COUNTS => Some(b.to_vec()),
+                _ => None,
+            })?;
+            Some((offset, counts))
+        };
+        assert_eq!(number(field::EXPONENTIAL_SCALE), Some(4), "scale 2, zigzag");
+        assert_eq!(number(field::EXPONENTIAL_COUNT), Some(10));
+        assert_eq!(number(field::EXPONENTIAL_ZERO_COUNT), Some(4));
+        assert_eq!(number(field::EXPONENTIAL_ZERO_THRESHOLD), Some(1e-3f64.to_bits()));
+        assert_eq!(number(field::EXPONENTIAL_SUM), None, "negative values were observed: no sum");
+        // Offsets -3 and -1 (zigzag 5 and 1); counts as varints, zeros filling
+        // the gap between index -2 and index 1.
+        assert_eq!(buckets(field::EXPONENTIAL_POSITIVE), Some((5, vec![1, 0, 0, 3])));
+        assert_eq!(buckets(field::EXPONENTIAL_NEGATIVE), Some((1, vec![2])));
     }
 
     #[test]
