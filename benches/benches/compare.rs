@@ -419,6 +419,35 @@ fn observe(c: &mut Criterion) {
         });
     }
     group.finish();
+    // Two threads on one histogram: a native histogram is one set of atomics
+    // both threads write, as a classic one with one shard is; a call site's
+    // classic histogram has a shard per thread.
+    let mut group = c.benchmark_group("histogram_observe_2_threads");
+    for (name, histogram) in
+        histograms.iter().filter(|(name, _)| ["classic", "classic_striped", "native"].contains(name))
+    {
+        group.bench_function(format!("{name}_duration"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(2);
+                std::thread::scope(|scope| {
+                    let threads: Vec<_> = (0..2)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                start.wait();
+                                let began = Instant::now();
+                                for i in 0..iters as usize {
+                                    histogram.observe_nanos(black_box(durations[i & 63]));
+                                }
+                                began.elapsed()
+                            })
+                        })
+                        .collect();
+                    threads.into_iter().map(|t| t.join().expect("thread")).max().unwrap_or_default()
+                })
+            })
+        });
+    }
+    group.finish();
 }
 
 // ------------------------------------------------------------------- rendering

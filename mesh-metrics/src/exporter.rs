@@ -136,9 +136,9 @@ impl ExporterBuilder {
     /// Native (sparse, exponential) histograms for
     /// `mcp_mesh_request_duration_seconds`: fine resolution at any latency
     /// with no bucket choice, served in the protobuf format (which Prometheus
-    /// asks for when started with `--enable-feature=native-histograms`). The
-    /// text formats show a native-only histogram's `_count`, `_sum` and
-    /// `+Inf` bucket. Refused at install if instrumented calls were recorded
+    /// asks for when started with `--enable-feature=native-histograms`) and
+    /// pushed over OTLP as exponential histograms. The text formats show a
+    /// native-only histogram's `_count`, `_sum` and `+Inf` bucket. Refused at install if instrumented calls were recorded
     /// before it ([`Error::NativeAfterUse`]).
     pub fn native_histograms(mut self, native: crate::NativeHistograms) -> Self {
         self.native = Some(native);

@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
-use crate::registry::native::NativeSnapshot;
+use crate::registry::native::{MIN_SCHEMA, NativeSnapshot, coarser};
 use crate::registry::{Cell, Family, MetricKind};
 use crate::render::classic;
 use crate::render::from_classic::{self, Grouped, Sample, grouped, sample};
@@ -256,10 +256,13 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
                 for series in &series {
                     let Cell::Histogram(histogram) = series.cell() else { continue };
                     let Some(native) = histogram.native() else { continue };
+                    // A reset empties it: its counts begin at the later of the
+                    // two.
                     let created = u64::from(series.created_unix_secs()) * 1_000_000_000;
+                    let start = native.last_reset().map_or(created, |at| created.max(unix_nanos(at)));
                     data.message(field::DATA_POINTS, |point| {
                         attributes(point, field::EXPONENTIAL_ATTRIBUTES, series);
-                        exponential_point(point, created, points.now, &native.snapshot());
+                        exponential_point(point, start, points.now, &native.snapshot());
                         for exemplar in histogram.native_exemplars(clock) {
                             point.message(field::EXPONENTIAL_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
                         }
@@ -275,8 +278,6 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
                     Cell::Histogram(histogram) => data.message(field::DATA_POINTS, |point| {
                         attributes(point, field::HISTOGRAM_ATTRIBUTES, series);
                         let (count, sum, layout) = histogram.read(&mut cumulative);
-                        // OTLP leaves the sum out once negative values may have been recorded.
-                        let negative = sum < 0.0 || sum.is_nan() || layout.bounds().first().is_some_and(|b| *b < 0.0);
                         let per_bucket: Vec<u64> = cumulative
                             .iter()
                             .scan(0u64, |below, &total| {
@@ -285,7 +286,7 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
                                 Some(bucket)
                             })
                             .collect();
-                        let sum = (!negative).then_some(sum);
+                        let sum = sum_to_send(sum, layout.bounds().first().is_some_and(|b| *b < 0.0));
                         histogram_point(point, created, points.now, count, sum, &per_bucket, layout.bounds());
                         for index in 0..per_bucket.len() {
                             if let Some(exemplar) = histogram.read_exemplar(index, clock) {
@@ -358,31 +359,62 @@ fn histogram_point(
     point.packed_double(field::HISTOGRAM_EXPLICIT_BOUNDS, bounds);
 }
 
+/// A histogram's sum as OTLP wants it: left out once negative values may
+/// have been recorded (`may_be_negative`: it has a bucket below zero), or if
+/// it is negative or not a number.
+fn sum_to_send(sum: f64, may_be_negative: bool) -> Option<f64> {
+    (!may_be_negative && sum >= 0.0).then_some(sum)
+}
+
+/// A wall-clock time as nanoseconds since the Unix epoch (0 before it).
+fn unix_nanos(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The most buckets the positive or the negative range of an exponential
+/// point spans: past it the point is sent at a coarser scale (neighbouring
+/// buckets added together, none lost), as OpenTelemetry SDKs bound theirs.
+/// Bucket counts are dense, so a few buckets far apart (at schema 8, values of
+/// 1e-300 and 1e300 are 510,000 buckets apart) would otherwise be that many.
+const MAX_EXPONENTIAL_SPAN: i64 = 2_048;
+
 /// An exponential histogram point from a native histogram's reading.
 fn exponential_point(point: &mut Writer, start: u64, now: u64, snapshot: &NativeSnapshot) {
     point.fixed64(field::EXPONENTIAL_START, start);
     point.fixed64(field::EXPONENTIAL_TIME, now);
     point.fixed64(field::EXPONENTIAL_COUNT, snapshot.count);
-    // OTLP leaves the sum out once negative values may have been recorded.
-    if snapshot.negative.is_empty() && snapshot.sum >= 0.0 {
-        point.double(field::EXPONENTIAL_SUM, snapshot.sum);
+    if let Some(sum) = sum_to_send(snapshot.sum, !snapshot.negative.is_empty()) {
+        point.double(field::EXPONENTIAL_SUM, sum);
     }
-    point.sint(field::EXPONENTIAL_SCALE, i64::from(snapshot.schema));
+    let span = |buckets: &[(i32, u64)], by: i32| match (buckets.first(), buckets.last()) {
+        (Some(&(first, _)), Some(&(last, _))) => i64::from(coarser(last, by)) - i64::from(coarser(first, by)) + 1,
+        _ => 0,
+    };
+    let mut by = 0;
+    while snapshot.schema - by > MIN_SCHEMA
+        && span(&snapshot.positive, by).max(span(&snapshot.negative, by)) > MAX_EXPONENTIAL_SPAN
+    {
+        by += 1;
+    }
+    point.sint(field::EXPONENTIAL_SCALE, i64::from(snapshot.schema - by));
     point.fixed64(field::EXPONENTIAL_ZERO_COUNT, snapshot.zero_count);
-    exponential_buckets(point, field::EXPONENTIAL_POSITIVE, &snapshot.positive);
-    exponential_buckets(point, field::EXPONENTIAL_NEGATIVE, &snapshot.negative);
+    exponential_buckets(point, field::EXPONENTIAL_POSITIVE, &snapshot.positive, by);
+    exponential_buckets(point, field::EXPONENTIAL_NEGATIVE, &snapshot.negative, by);
     point.double(field::EXPONENTIAL_ZERO_THRESHOLD, snapshot.zero_threshold);
 }
 
-/// `Buckets` from `(index, count)` in index order. OTLP's bucket `i` holds
-/// `(base^i, base^(i+1)]` and Prometheus' `k` holds `(base^(k-1), base^k]`,
-/// so the offset is one below the first index; counts are dense from there.
-fn exponential_buckets(point: &mut Writer, field_number: u32, buckets: &[(i32, u64)]) {
+/// `Buckets` from `(index, count)` in index order, `by` schemas coarser.
+/// OTLP's bucket `i` holds `(base^i, base^(i+1)]` and Prometheus' `k` holds
+/// `(base^(k-1), base^k]`, so the offset is one below the first index; counts
+/// are dense from there.
+fn exponential_buckets(point: &mut Writer, field_number: u32, buckets: &[(i32, u64)], by: i32) {
     let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) else { return };
+    let (first, last) = (coarser(first, by), coarser(last, by));
     let mut dense = vec![0u64; usize::try_from(i64::from(last) - i64::from(first) + 1).unwrap_or(0)];
     for &(index, count) in buckets {
-        if let Some(slot) = usize::try_from(i64::from(index) - i64::from(first)).ok().and_then(|i| dense.get_mut(i)) {
-            *slot = count;
+        let offset = i64::from(coarser(index, by)) - i64::from(first);
+        if let Some(slot) = usize::try_from(offset).ok().and_then(|i| dense.get_mut(i)) {
+            *slot += count;
         }
     }
     point.message(field_number, |message| {
@@ -607,6 +639,71 @@ mod tests {
         // the gap between index -2 and index 1.
         assert_eq!(buckets(field::EXPONENTIAL_POSITIVE), Some((5, vec![1, 0, 0, 3])));
         assert_eq!(buckets(field::EXPONENTIAL_NEGATIVE), Some((1, vec![2])));
+    }
+
+    /// `(scale, offset, counts, sum)` of the point written for `snapshot`.
+    fn exponential(snapshot: &NativeSnapshot) -> (i64, i64, Vec<u64>, Option<f64>) {
+        let mut point = Writer::default();
+        exponential_point(&mut point, 1, 2, snapshot);
+        let bytes = point.into_bytes();
+        let fields = crate::proto::fields(&bytes).expect("protobuf");
+        let unzig = |n: u64| (n >> 1) as i64 ^ -((n & 1) as i64);
+        let (mut scale, mut offset, mut counts, mut sum) = (0, 0, Vec::new(), None);
+        for (field_number, value) in &fields {
+            match (*field_number, value) {
+                (field::EXPONENTIAL_SCALE, crate::proto::Value::Number(n)) => scale = unzig(*n),
+                (field::EXPONENTIAL_SUM, crate::proto::Value::Number(n)) => sum = Some(f64::from_bits(*n)),
+                (field::EXPONENTIAL_POSITIVE, crate::proto::Value::Bytes(b)) => {
+                    for (inner, value) in crate::proto::fields(b).expect("buckets") {
+                        match (inner, value) {
+                            (field::BUCKETS_OFFSET, crate::proto::Value::Number(n)) => offset = unzig(n),
+                            (field::BUCKETS_COUNTS, crate::proto::Value::Bytes(b)) => {
+                                // Packed varints.
+                                let (mut value, mut shift) = (0u64, 0);
+                                for byte in b {
+                                    value |= u64::from(byte & 0x7f) << shift;
+                                    if byte & 0x80 == 0 {
+                                        counts.push(value);
+                                        (value, shift) = (0, 0);
+                                    } else {
+                                        shift += 7;
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        (scale, offset, counts, sum)
+    }
+
+    #[test]
+    fn buckets_far_apart_are_sent_coarser_with_none_lost() {
+        let reading = |positive: Vec<(i32, u64)>| NativeSnapshot {
+            schema: 8,
+            zero_threshold: 1e-128,
+            zero_count: 0,
+            count: positive.iter().map(|b| b.1).sum(),
+            sum: 2.0,
+            positive,
+            negative: Vec::new(),
+        };
+        // Close buckets: as they are, and the sum is sent (no negatives).
+        assert_eq!(exponential(&reading(vec![(10, 1), (12, 2)])), (8, 9, vec![1, 0, 2], Some(2.0)));
+        // 1e-300 and 1e300 at schema 8: about 510,000 buckets apart. Sent at
+        // the finest scale that spans at most 2,048 buckets, with every count.
+        let far = reading(vec![(-255_000, 3), (-254_999, 4), (255_000, 5)]);
+        let (scale, offset, counts, _) = exponential(&far);
+        let by = 8 - scale as i32;
+        assert!(by > 0 && counts.len() as i64 <= MAX_EXPONENTIAL_SPAN, "scale {scale}, {} buckets", counts.len());
+        assert!(counts.len() as i64 > MAX_EXPONENTIAL_SPAN / 2, "not coarser than needed: {} buckets", counts.len());
+        assert_eq!(counts.iter().sum::<u64>(), 12);
+        assert_eq!(offset + 1, i64::from(coarser(-255_000, by)));
+        assert_eq!(counts.first(), Some(&7), "the two neighbours in one bucket");
+        assert_eq!(counts.last(), Some(&5));
     }
 
     #[test]

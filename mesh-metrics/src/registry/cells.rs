@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use super::Layout;
-use super::nanos_sum::Spilled;
+use super::nanos_sum::{Spilled, seconds, total_seconds};
 use super::native::NativeHistogram;
 use super::stripes::{Aligned, Stripes};
 use crate::exemplar::{Exemplar, Slot, Slots, Stamp};
@@ -407,7 +407,7 @@ impl HistogramState {
     fn sum(&self) -> f64 {
         let nanos: u128 = self.shards.iter().map(HistogramShard::sum_nanos).sum();
         let values: f64 = self.shards.iter().map(|shard| f64::from_bits(shard.cell(SUM_BITS))).sum();
-        values + nanos as f64 / 1e9
+        values + total_seconds(nanos)
     }
 
     /// Adds this state's count of bucket `index` (one per bound, then `+Inf`)
@@ -542,14 +542,14 @@ impl Histogram {
             native.histogram.observe_nanos(nanos);
             if !native.classic {
                 if let Some((trace_id, at)) = traced {
-                    native.exemplar(trace_id, nanos as f64 / 1e9, at);
+                    native.exemplar(trace_id, seconds(nanos), at);
                 }
                 return;
             }
         }
         let (shard, index) = self.state().observe_nanos(thread, nanos);
         if let Some((trace_id, at)) = traced {
-            shard.exemplar(index, trace_id, nanos as f64 / 1e9, at);
+            shard.exemplar(index, trace_id, seconds(nanos), at);
         }
     }
 

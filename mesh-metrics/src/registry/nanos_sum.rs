@@ -12,6 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// it is moved into the count of spills.
 pub(super) const SPILL_NANOS: u64 = 1 << 62;
 
+/// A duration in nanoseconds as seconds, the unit Prometheus has them in.
+#[inline]
+pub(super) fn seconds(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
+}
+
+/// A nanosecond sum as seconds.
+pub(super) fn total_seconds(nanos: u128) -> f64 {
+    nanos as f64 / 1e9
+}
+
 /// The spilled part of a nanosecond sum. `generation` is odd while a spill is
 /// under way (one at a time), so a reader never sees a spill half done.
 #[derive(Debug, Default)]
@@ -84,15 +95,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sum_spills_instead_of_wrapping_and_reads_exact() {
+    fn a_sum_past_the_mark_spills_and_reads_exact() {
         let (low, spilled) = (AtomicU64::new(0), Spilled::default());
-        let day = 86_400 * 1_000_000_000u64;
-        // Past u64::MAX nanoseconds (213,503 days), well past it.
-        for _ in 0..400_000 {
-            spilled.add(&low, day);
-        }
-        assert_eq!(spilled.total(&low), 400_000 * u128::from(day));
-        assert!(spilled.spills.load(Ordering::Relaxed) > 0 && low.load(Ordering::Relaxed) < SPILL_NANOS);
+        spilled.add(&low, SPILL_NANOS - 1);
+        assert_eq!(spilled.spills.load(Ordering::Relaxed), 0);
+        spilled.add(&low, 3); // at the mark: spills
+        assert_eq!((spilled.spills.load(Ordering::Relaxed), low.load(Ordering::Relaxed)), (1, 2));
+        assert_eq!(spilled.total(&low), u128::from(SPILL_NANOS) + 2);
+        // A duration that could not be measured counts 2^62 ns, no more.
+        spilled.add(&low, u64::MAX);
+        assert_eq!(spilled.total(&low), 2 * u128::from(SPILL_NANOS) + 2);
         spilled.clear(&low);
         assert_eq!(spilled.total(&low), 0);
     }

@@ -40,9 +40,9 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::nanos_sum::Spilled;
+use super::nanos_sum::{Spilled, seconds, total_seconds};
 
 /// The coarsest schema: a bucket per 16 powers of two.
 pub const MIN_SCHEMA: i32 = -4;
@@ -272,7 +272,7 @@ fn inside(index: i32, schema: i32) -> f64 {
 }
 
 /// The index at `schema - by` of the bucket `index` at `schema` falls into.
-fn coarser(index: i32, by: i32) -> i32 {
+pub(crate) fn coarser(index: i32, by: i32) -> i32 {
     // ceil(index / 2^by), for either sign.
     let scale = 1i64 << by;
     (i64::from(index) + scale - 1).div_euclid(scale) as i32
@@ -302,6 +302,8 @@ pub struct NativeHistogram {
 #[derive(Debug)]
 struct Control {
     last_reset: Instant,
+    /// The wall-clock time of the last reset: where the counts read now begin.
+    reset_at: Option<SystemTime>,
     resets: u64,
     /// With resets: the observations started before the hot generation
     /// became hot.
@@ -348,7 +350,9 @@ struct Table {
 /// bucket and the sum.
 #[derive(Debug)]
 struct Generation {
-    /// Indexed by how far below the configured schema a table's schema is.
+    /// The configured schema: no table is finer.
+    finest: i32,
+    /// Indexed by how far below `finest` a table's schema is.
     tables: Box<[OnceLock<Table>]>,
     zero_count: AtomicU64,
     /// The sum of the `f64` values observed.
@@ -442,6 +446,7 @@ impl Table {
 impl Generation {
     fn new(capacity: usize, config: &NativeConfig) -> Self {
         Self {
+            finest: config.schema,
             tables: (MIN_SCHEMA..=config.schema).map(|_| OnceLock::new()).collect(),
             zero_count: AtomicU64::new(0),
             sum_bits: AtomicU64::new(0f64.to_bits()),
@@ -453,22 +458,26 @@ impl Generation {
         }
     }
 
-    /// The table of `schema` (at most `top`, the configured one), allocated
-    /// now if it was not.
+    /// The table of `schema`, allocated now if it was not.
     #[inline]
-    fn table(&self, top: i32, schema: i32) -> Option<&Table> {
-        let slot = self.tables.get(top.checked_sub(schema)? as usize)?;
+    fn table(&self, schema: i32) -> Option<&Table> {
+        let slot = self.tables.get(self.finest.checked_sub(schema)? as usize)?;
         Some(slot.get_or_init(|| Table::new(self.capacity)))
     }
 
+    /// The table of `schema` if it was ever allocated.
+    fn allocated_table(&self, schema: i32) -> Option<&Table> {
+        self.tables.get(self.finest.checked_sub(schema)? as usize)?.get()
+    }
+
     /// The tables ever allocated, with their schemas.
-    fn allocated(&self, top: i32) -> impl Iterator<Item = (i32, &Table)> {
-        (0..).zip(&self.tables).filter_map(move |(below, table)| table.get().map(|table| (top - below, table)))
+    fn allocated(&self) -> impl Iterator<Item = (i32, &Table)> {
+        (0..).zip(&self.tables).filter_map(|(below, table)| table.get().map(|table| (self.finest - below, table)))
     }
 
     /// Observations finished in it.
-    fn finished(&self, top: i32) -> u64 {
-        let buckets: u64 = self.allocated(top).flat_map(|(_, table)| table.entries()).map(|(_, _, count)| count).sum();
+    fn finished(&self) -> u64 {
+        let buckets: u64 = self.allocated().flat_map(|(_, table)| table.entries()).map(|(_, _, count)| count).sum();
         buckets + self.zero_count.load(Ordering::Acquire) + self.aside_count.load(Ordering::Acquire)
     }
 
@@ -483,7 +492,7 @@ impl Generation {
 
     /// The sum, in the unit of the values.
     fn sum(&self) -> f64 {
-        f64::from_bits(self.sum_bits.load(Ordering::Acquire)) + self.sum_spilled.total(&self.sum_nanos) as f64 / 1e9
+        f64::from_bits(self.sum_bits.load(Ordering::Acquire)) + total_seconds(self.sum_spilled.total(&self.sum_nanos))
     }
 
     /// Keeps `(value, count)` aside: its table is full.
@@ -496,8 +505,8 @@ impl Generation {
 
     /// Empties it, keeping its tables for its next turn. Only once no
     /// observer can write to it: it is cold and its observations finished.
-    fn clear(&self, top: i32) {
-        for (_, table) in self.allocated(top) {
+    fn clear(&self) {
+        for (_, table) in self.allocated() {
             for slot in &table.slots {
                 slot.count.store(0, Ordering::Relaxed);
                 slot.key.store(0, Ordering::Relaxed);
@@ -551,7 +560,7 @@ impl NativeHistogram {
             schema: AtomicI32::new(config.schema),
             zero_threshold_bits: AtomicU64::new(config.zero_threshold.to_bits()),
             check_at: AtomicU32::new(config.max_buckets),
-            control: Mutex::new(Control { last_reset: Instant::now(), resets: 0, started_before: 0 }),
+            control: Mutex::new(Control { last_reset: Instant::now(), reset_at: None, resets: 0, started_before: 0 }),
             config,
         }
     }
@@ -590,7 +599,7 @@ impl NativeHistogram {
     /// seconds, summed exactly in nanoseconds.
     #[inline]
     pub fn observe_nanos(&self, nanos: u64) {
-        self.observe_finite(Observed { value: nanos as f64 / 1e9, nanos: Some(nanos) });
+        self.observe_finite(Observed { value: seconds(nanos), nanos: Some(nanos) });
     }
 
     #[inline]
@@ -631,11 +640,18 @@ impl NativeHistogram {
                 false
             }
             Place::Bucket(index, negative) => {
-                match generation.table(self.config.schema, schema).and_then(|table| {
+                match generation.table(schema).and_then(|table| {
                     let created = table.add(index, negative, 1)?;
-                    // SeqCst, with the key count's add and `limit`'s store and
-                    // load: this sees its new `check_at`, or it sees this key.
-                    Some(created && table.keys.load(Ordering::SeqCst) > self.check_at.load(Ordering::SeqCst))
+                    // `check_at` counts the current table's keys: a bucket
+                    // made in another (placed just before the schema went
+                    // down) always checks. SeqCst, with the key count's add
+                    // and `limit`'s store and load: this sees its new
+                    // `check_at`, or it sees this key.
+                    Some(
+                        created
+                            && (self.schema.load(Ordering::Relaxed) != schema
+                                || table.keys.load(Ordering::SeqCst) > self.check_at.load(Ordering::SeqCst)),
+                    )
                 }) {
                     Some(over) => over,
                     None => {
@@ -657,20 +673,21 @@ impl NativeHistogram {
         loop {
             let generation = self.hot();
             let (schema, zero_threshold) = self.resolution();
-            let table = generation.table(self.config.schema, schema);
-            let keys_in = |table: Option<&Table>| table.map_or(0, |table| table.keys.load(Ordering::SeqCst));
+            // The current table's keys (none if it has no table yet: a table
+            // is allocated by its first bucket).
+            let keys_now = || generation.allocated_table(schema).map_or(0, |table| table.keys.load(Ordering::SeqCst));
             // Read before the buckets are counted: a key taken later adds at
             // most one bucket to those counted.
-            let keys = keys_in(table);
+            let keys = keys_now();
             let full = !self.place_aside(generation, schema, zero_threshold);
-            let buckets = bucket_count(generation, self.config.schema, schema, zero_threshold);
+            let buckets = bucket_count(generation, schema, zero_threshold);
             let over = buckets > self.config.max_buckets as usize || full;
             // The keys the current table may take before it can be over the
             // limit (none while it is over: the next key checks again).
             let room = self.config.max_buckets.saturating_sub(u32::try_from(buckets).unwrap_or(u32::MAX));
             self.check_at.store(keys.saturating_add(if over { 0 } else { room }), Ordering::SeqCst);
             if !over {
-                if keys_in(table) == keys {
+                if keys_now() == keys {
                     return;
                 }
                 continue; // a key was taken meanwhile, maybe against the old `check_at`
@@ -684,7 +701,7 @@ impl NativeHistogram {
                 self.record(observed);
                 return;
             }
-            let closest = closest_to_zero(generation, self.config.schema, schema, zero_threshold);
+            let closest = closest_to_zero(generation, schema, zero_threshold);
             if !full
                 && zero_threshold < self.config.max_zero_threshold
                 && let Some(closest) = closest
@@ -717,10 +734,9 @@ impl NativeHistogram {
                     generation.zero_count.fetch_add(count, Ordering::Release);
                     true
                 }
-                Place::Bucket(index, negative) => generation
-                    .table(self.config.schema, schema)
-                    .and_then(|table| table.add(index, negative, count))
-                    .is_some(),
+                Place::Bucket(index, negative) => {
+                    generation.table(schema).and_then(|table| table.add(index, negative, count)).is_some()
+                }
             };
             if placed {
                 generation.aside_count.fetch_sub(count, Ordering::Release);
@@ -735,7 +751,10 @@ impl NativeHistogram {
     /// generation hot, then waits for the observations that started on the
     /// old one to finish, and empties it.
     fn reset(&self, control: &mut Control) {
+        // Before the generation it empties is swapped out: every observation
+        // read from now on was made at or after it.
         control.last_reset = Instant::now();
+        control.reset_at = Some(SystemTime::now());
         control.resets += 1;
         self.schema.store(self.config.schema, Ordering::Relaxed);
         self.zero_threshold_bits.store(self.config.zero_threshold.to_bits(), Ordering::Relaxed);
@@ -749,7 +768,7 @@ impl NativeHistogram {
         // The last observations on the old generation finish in a few
         // instructions.
         let mut spins = 0u32;
-        while old.finished(self.config.schema) < started {
+        while old.finished() < started {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -760,7 +779,7 @@ impl NativeHistogram {
         // Cold and finished: nothing writes to it until a later reset makes
         // it hot again, under this same lock, and that reset publishes the
         // emptying with its release.
-        old.clear(self.config.schema);
+        old.clear();
     }
 
     /// A reading: every observation that finished before this call, and
@@ -770,12 +789,19 @@ impl NativeHistogram {
     pub fn snapshot(&self) -> NativeSnapshot {
         let _control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         let (schema, zero_threshold) = self.resolution();
-        read(self.hot(), self.config.schema, schema, zero_threshold)
+        read(self.hot(), schema, zero_threshold)
     }
 
     /// How many times it reset itself to stay within the bucket limit.
     pub fn resets(&self) -> u64 {
         self.control.lock().unwrap_or_else(PoisonError::into_inner).resets
+    }
+
+    /// When it last reset itself, if it ever did: its counts begin there (a
+    /// cumulative reading's start time is the later of this and its series'
+    /// creation).
+    pub fn last_reset(&self) -> Option<SystemTime> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner).reset_at
     }
 }
 
@@ -785,16 +811,15 @@ impl NativeHistogram {
 /// read in the zero bucket if its own bucket, at its table's schema, is
 /// within the threshold (checked before it is mapped to a coarser schema, so
 /// a bucket a widening folded stays folded), else mapped to `schema`: no
-/// table is finer than the configured `top` or coarser than `schema`. A key
+/// table is finer than the configured schema or coarser than `schema`. A key
 /// whose first observation is still being added comes with a count of 0.
 fn place_all(
     generation: &Generation,
-    top: i32,
     schema: i32,
     zero_threshold: f64,
     mut each: impl FnMut(Option<(i32, bool)>, u64),
 ) {
-    for (table_schema, table) in generation.allocated(top) {
+    for (table_schema, table) in generation.allocated() {
         debug_assert!(table_schema >= schema, "a table finer than the schema it is read at");
         for (index, negative, count) in table.entries() {
             if upper_bound(index, table_schema) <= zero_threshold {
@@ -814,9 +839,9 @@ fn place_all(
 
 /// How many buckets a reading at `schema` and `zero_threshold` would show,
 /// counting those whose first observation is still being added.
-fn bucket_count(generation: &Generation, top: i32, schema: i32, zero_threshold: f64) -> usize {
+fn bucket_count(generation: &Generation, schema: i32, zero_threshold: f64) -> usize {
     let mut buckets = std::collections::BTreeSet::new();
-    place_all(generation, top, schema, zero_threshold, |bucket, _| {
+    place_all(generation, schema, zero_threshold, |bucket, _| {
         if let Some(bucket) = bucket {
             buckets.insert(bucket);
         }
@@ -825,9 +850,9 @@ fn bucket_count(generation: &Generation, top: i32, schema: i32, zero_threshold: 
 }
 
 /// The index of the bucket closest to zero (either sign), if any.
-fn closest_to_zero(generation: &Generation, top: i32, schema: i32, zero_threshold: f64) -> Option<i32> {
+fn closest_to_zero(generation: &Generation, schema: i32, zero_threshold: f64) -> Option<i32> {
     let mut closest = None;
-    place_all(generation, top, schema, zero_threshold, |bucket, _| {
+    place_all(generation, schema, zero_threshold, |bucket, _| {
         if let Some((index, _)) = bucket {
             closest = Some(closest.map_or(index, |closest: i32| closest.min(index)));
         }
@@ -836,11 +861,11 @@ fn closest_to_zero(generation: &Generation, top: i32, schema: i32, zero_threshol
 }
 
 /// Reads a generation at `schema` and `zero_threshold` (see [`place_all`]).
-fn read(generation: &Generation, top: i32, schema: i32, zero_threshold: f64) -> NativeSnapshot {
+fn read(generation: &Generation, schema: i32, zero_threshold: f64) -> NativeSnapshot {
     let mut zero_count = generation.zero_count.load(Ordering::Acquire);
     let mut positive = std::collections::BTreeMap::new();
     let mut negative = std::collections::BTreeMap::new();
-    place_all(generation, top, schema, zero_threshold, |bucket, count| match bucket {
+    place_all(generation, schema, zero_threshold, |bucket, count| match bucket {
         None => zero_count += count,
         Some(_) if count == 0 => {} // not observed yet
         Some((index, is_negative)) => {
@@ -905,7 +930,7 @@ mod tests {
         // buckets from 2^125 up, straight through the table, as observers
         // racing past the limit would.
         let [generation, _] = &histogram.generations;
-        let table = generation.table(3, 3).expect("schema 3's table");
+        let table = generation.table(3).expect("schema 3's table");
         let capacity = table.slots.len();
         assert_eq!(capacity, 2_048);
         for key in 0..capacity as i32 {
@@ -956,7 +981,7 @@ mod tests {
         assert!(changed.schema < 3 && changed.zero_threshold > 0.001, "widened, then halved: {changed:?}");
         // Late adds at schema 3 with the first threshold: 0.00101 (in 0.001's
         // bucket, now within the zero bucket) and 3.0 (in a coarser bucket now).
-        let table = generation.table(3, 3).expect("schema 3's table");
+        let table = generation.table(3).expect("schema 3's table");
         for value in [0.00101, 3.0] {
             super::super::cells::add_f64(&generation.sum_bits, value);
             table.add(bucket_index(value, 3), false, 1).expect("room");
@@ -1108,6 +1133,7 @@ mod tests {
             histogram.observe(value);
         }
         assert_eq!(histogram.resets(), 1);
+        assert!(histogram.last_reset().is_some_and(|at| at <= SystemTime::now()));
         let snapshot = histogram.snapshot();
         assert_eq!((snapshot.schema, snapshot.count), (3, 1), "a reset starts over with its trigger: {snapshot:?}");
         assert_eq!(snapshot.positive, vec![(16, 1)], "4.0, the observation that took it over the limit");
@@ -1264,12 +1290,29 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(100));
             assert!(!reset.load(Ordering::SeqCst), "the reset went on before an observation it drops had finished");
-            assert_eq!(unfinished.finished(3), 2, "the generation it drops was emptied while being written to");
+            assert_eq!(unfinished.finished(), 2, "the generation it drops was emptied while being written to");
             unfinished.zero_count.fetch_add(1, Ordering::Release); // it finishes
             resetter.join().expect("resetter");
         });
         assert_eq!(histogram.resets(), 1);
         let snapshot = histogram.snapshot();
         assert_eq!((snapshot.count, snapshot.positive.len()), (1, 1), "the trigger, recorded again: {snapshot:?}");
+    }
+
+    #[test]
+    fn durations_sum_exactly_in_nanoseconds_beside_f64_values() {
+        let histogram = NativeHistogram::new(NativeConfig::default());
+        // Ten 0.1 s durations: 1 s exactly, where adding ten `f64` 0.1s gives
+        // 0.9999999999999999.
+        for _ in 0..10 {
+            histogram.observe_nanos(100_000_000);
+        }
+        assert_eq!(histogram.snapshot().sum, 1.0);
+        histogram.observe(0.25);
+        let snapshot = histogram.snapshot();
+        assert_eq!((snapshot.count, snapshot.sum), (11, 1.25));
+        let tenth = bucket_index(0.1, 3);
+        assert_eq!(snapshot.positive.iter().find(|(index, _)| *index == tenth), Some(&(tenth, 10)));
+        assert!(histogram.last_reset().is_none(), "never reset");
     }
 }
