@@ -765,6 +765,42 @@ mod agreement {
         }
     }
 
+    /// A native histogram that reset itself starts its cumulative counts at
+    /// the reset, not at its series' creation.
+    #[test]
+    fn an_exponential_point_starts_at_the_last_reset() {
+        let registry = Registry::new();
+        let descriptor = Descriptor {
+            name: "resetting_seconds".into(),
+            help: "Latency".into(),
+            kind: MetricKind::Histogram,
+            label_names: (&[][..]).into(),
+            unit: None,
+        };
+        let config = crate::registry::native::NativeConfig {
+            max_buckets: 1,
+            min_reset_duration: Some(std::time::Duration::ZERO),
+            ..Default::default()
+        };
+        let layout = crate::registry::Layout::native_only(config);
+        let family = registry.family_with_layout(&descriptor, Some(layout)).expect("family");
+        let series = family
+            .series(&[], |layout| Cell::Histogram(crate::registry::Histogram::new(layout.clone())))
+            .expect("series");
+        let Cell::Histogram(histogram) = series.cell() else { panic!("a histogram") };
+        histogram.observe(1.0);
+        histogram.observe(2.0); // a second bucket: over the limit, it resets
+        let reset = histogram.native().and_then(|native| native.last_reset()).expect("it reset");
+        let context =
+            Context { resource: Vec::new(), global: Vec::new(), process_start_nanos: None, strip_suffixes: false };
+        let body =
+            request(&context, &registry.families(), "", unix_nanos(SystemTime::now()), &mut FacadeStarts::new(0));
+        let start = unix_nanos(reset).to_le_bytes();
+        assert!(body.windows(8).any(|w| w == start), "the point starts at the reset");
+        let created = (u64::from(series.created_unix_secs()) * 1_000_000_000).to_le_bytes();
+        assert!(!body.windows(8).any(|w| w == created), "not at the series' creation");
+    }
+
     fn group(buckets: &[(f64, f64)], count: f64) -> Grouped<'static> {
         Grouped {
             labels: &[],
