@@ -766,9 +766,9 @@ mod agreement {
     }
 
     /// A native histogram that reset itself starts its cumulative counts at
-    /// the reset, not at its series' creation.
+    /// the reset, not at its series' creation; its exemplars go with it.
     #[test]
-    fn an_exponential_point_starts_at_the_last_reset() {
+    fn an_exponential_point_starts_at_the_last_reset_and_carries_exemplars() {
         let registry = Registry::new();
         let descriptor = Descriptor {
             name: "resetting_seconds".into(),
@@ -791,6 +791,8 @@ mod agreement {
         histogram.observe(1.0);
         histogram.observe(2.0); // a second bucket: over the limit, it resets
         let reset = histogram.native().and_then(|native| native.last_reset()).expect("it reset");
+        let trace = crate::trace::TraceId::from_u128(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c).expect("trace");
+        assert!(histogram.observe_traced(2.0, trace)); // in the one bucket: no second reset
         let context =
             Context { resource: Vec::new(), global: Vec::new(), process_start_nanos: None, strip_suffixes: false };
         let body =
@@ -799,6 +801,8 @@ mod agreement {
         assert!(body.windows(8).any(|w| w == start), "the point starts at the reset");
         let created = (u64::from(series.created_unix_secs()) * 1_000_000_000).to_le_bytes();
         assert!(!body.windows(8).any(|w| w == created), "not at the series' creation");
+        let trace = trace.to_u128().to_be_bytes();
+        assert!(body.windows(16).any(|w| w == trace), "the exemplar's trace ID is pushed");
     }
 
     fn group(buckets: &[(f64, f64)], count: f64) -> Grouped<'static> {
