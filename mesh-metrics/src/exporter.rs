@@ -370,7 +370,7 @@ impl ExporterBuilder {
             facade: facade_handle,
             guard,
             prune_facade: self.idle_timeout.is_some(),
-            reported_clashes: Mutex::new(HashSet::new()),
+            reported_left_out: Mutex::new(HashSet::new()),
         }));
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done) = oneshot::channel();

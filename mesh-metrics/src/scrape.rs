@@ -16,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::guard::{self, layer::FacadeGuard};
 use crate::registry::Registry;
+use crate::render::protobuf::LeftOut;
 use crate::render::{self, GlobalLabels};
 
 /// An exposition format.
@@ -133,7 +134,8 @@ pub(crate) struct Renderer {
     pub(crate) guard: Arc<FacadeGuard>,
     /// Whether upkeep renders the facade, which is when it prunes idle series.
     pub(crate) prune_facade: bool,
-    pub(crate) reported_clashes: Mutex<HashSet<String>>,
+    /// The families already reported as left out, and why.
+    pub(crate) reported_left_out: Mutex<HashSet<(String, LeftOut)>>,
 }
 
 impl Renderer {
@@ -144,19 +146,20 @@ impl Renderer {
         let families = self.registry.families();
         let facade = self.facade.render();
         let wanted = |name: &str| names.wants(name);
-        let (out, skipped) = match format {
+        let clashes = |skipped: Vec<String>| skipped.into_iter().map(|name| (name, LeftOut::Clash)).collect();
+        let (out, skipped): (Vec<u8>, Vec<(String, LeftOut)>) = match format {
             Format::Classic => {
                 let (text, skipped) = render::classic_document(&families, &self.global, Some(&facade), &wanted);
-                (text.into_bytes(), skipped)
+                (text.into_bytes(), clashes(skipped))
             }
             Format::OpenMetrics => {
                 let (text, skipped) = render::openmetrics_document(&families, &self.global, Some(&facade), &wanted);
-                (text.into_bytes(), skipped)
+                (text.into_bytes(), clashes(skipped))
             }
             Format::Protobuf => render::protobuf::document(&families, &self.global, Some(&facade), &wanted),
         };
-        for name in skipped {
-            self.report_clash(&name);
+        for (name, why) in skipped {
+            self.report_left_out(&name, why);
         }
         out
     }
@@ -173,15 +176,23 @@ impl Renderer {
         self.registry.upkeep();
     }
 
-    /// Logs, once per name, that a family was left out because one of its
-    /// sample names is taken by another family.
-    fn report_clash(&self, name: &str) {
-        if self.reported_clashes.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned()) {
-            tracing::warn!(
+    /// Logs, once per name and reason, that a family was left out.
+    fn report_left_out(&self, name: &str, why: LeftOut) {
+        if !self.reported_left_out.lock().unwrap_or_else(PoisonError::into_inner).insert((name.to_owned(), why)) {
+            return;
+        }
+        match why {
+            LeftOut::Clash => tracing::warn!(
                 metric = name,
                 "mesh-metrics: a metric family clashes with another family's sample names; its series are \
                  left out of /metrics, rename one of them"
-            );
+            ),
+            LeftOut::Unreadable => tracing::warn!(
+                metric = name,
+                "mesh-metrics: a line of the `metrics` facade's text for this family could not be read; the \
+                 family is left out of protobuf scrapes rather than sent with a count missing (the text \
+                 formats still carry it)"
+            ),
         }
     }
 }

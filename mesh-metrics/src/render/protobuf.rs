@@ -97,26 +97,41 @@ enum Type {
 
 /// A whole protobuf document: `families`, then the families of `facade` (a
 /// classic exposition), each only if `wanted` names it. Returns it with the
-/// names of the families left out because their sample names clashed.
+/// names of the families left out, and why.
 pub(crate) fn document(
     families: &[Arc<Family>],
     global: &GlobalLabels,
     facade: Option<&str>,
     wanted: &dyn Fn(&str) -> bool,
-) -> (Vec<u8>, Vec<String>) {
+) -> (Vec<u8>, Vec<(String, LeftOut)>) {
     let mut out = Writer::default();
     let mut claimed = Claimed::default();
     let clock = crate::exemplar::scrape_clock();
-    let mut skipped = registry_families(&mut out, families, global, &mut claimed, clock, wanted);
+    let mut skipped: Vec<(String, LeftOut)> =
+        registry_families(&mut out, families, global, &mut claimed, clock, wanted)
+            .into_iter()
+            .map(|name| (name, LeftOut::Clash))
+            .collect();
     if let Some(facade) = facade {
         for block in blocks(facade) {
             let wanted = wanted(block.name);
-            if !facade_family(&mut out, &block, &mut claimed, wanted) && wanted {
-                skipped.push(block.name.to_owned());
+            if let Err(why) = facade_family(&mut out, &block, &mut claimed, wanted)
+                && wanted
+            {
+                skipped.push((block.name.to_owned(), why));
             }
         }
     }
     (out.into_bytes(), skipped)
+}
+
+/// Why a family is not in a render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LeftOut {
+    /// Another family took one of its sample names.
+    Clash,
+    /// A line of the facade's text for it could not be read.
+    Unreadable,
 }
 
 /// Claims a family's sample names as the classic text format does.
@@ -331,9 +346,9 @@ fn timestamp(out: &mut Writer, at: Duration) {
     out.uint(field::timestamp::NANOS, u64::from(at.subsec_nanos()));
 }
 
-/// One family of the `metrics` facade's classic text. `false` if its sample
-/// names were taken (and, when `write`, nothing written).
-fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, write: bool) -> bool {
+/// One family of the `metrics` facade's classic text, written if `write`;
+/// why it is left out if it is (and then nothing is written).
+fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, write: bool) -> Result<(), LeftOut> {
     let (kind, base, suffixes): (Type, &str, &[&str]) = match block.kind {
         "counter" => (Type::Counter, block.name, &[]),
         "gauge" => (Type::Gauge, block.name, &[]),
@@ -341,18 +356,18 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
         "summary" => (Type::Summary, block.name, SUMMARY_SAMPLES),
         _ => (Type::Untyped, block.name, &[]),
     };
-    // A line the parser cannot read leaves the whole family out (reported
-    // with the clashes) rather than sending it with a count missing.
+    // A line the parser cannot read leaves the whole family out (and is
+    // reported) rather than sending it with a count missing.
     let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| sample(line)).collect();
-    let Some(samples) = samples else { return false };
+    let Some(samples) = samples else { return Err(LeftOut::Unreadable) };
     let owns = |sample: &Sample| {
         sample.name.strip_prefix(base).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
     };
     if !samples.iter().all(owns) || !claimed.claim(base, suffixes) {
-        return false;
+        return Err(LeftOut::Clash);
     }
     if !write {
-        return true;
+        return Ok(());
     }
     out.delimited(|message| {
         message.string(field::family::NAME, block.name);
@@ -391,7 +406,7 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
             }
         }
     });
-    true
+    Ok(())
 }
 
 /// A facade histogram series: its count, sum and finite buckets (`+Inf` is
@@ -452,6 +467,16 @@ mod tests {
         let (spans, deltas) = spans_and_deltas(&[(-2, 4), (-1, 1), (0, 3), (3, 2), (10, 5)]);
         assert_eq!(spans, vec![(-2, 6), (6, 1)]);
         assert_eq!(deltas, vec![4, -3, 2, -3, 0, 2, 3]);
+    }
+
+    #[test]
+    fn a_facade_family_with_a_line_it_cannot_read_is_left_out_and_said_why() {
+        let facade = "# TYPE jobs_total counter\njobs_total{queue=\"a\"} 4\njobs_total{queue=\"b\" 5\n\
+                      # TYPE depth gauge\ndepth 2.5\n";
+        let (bytes, skipped) = document(&[], &GlobalLabels::default(), Some(facade), &|_| true);
+        assert_eq!(skipped, vec![("jobs_total".to_owned(), LeftOut::Unreadable)]);
+        let has = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+        assert!(has(b"depth") && !has(b"jobs_total"), "the family it can read is sent, the other is not");
     }
 
     #[test]
