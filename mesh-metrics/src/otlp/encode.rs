@@ -256,15 +256,22 @@ fn ours(scope: &mut Writer, family: &Family, context: &Context, points: &Points,
                 for series in &series {
                     let Cell::Histogram(histogram) = series.cell() else { continue };
                     let Some(native) = histogram.native() else { continue };
-                    // A reset empties it: its counts begin at the later of the
-                    // two.
+                    // A reset empties it: its counts begin at the later of its
+                    // creation and its last reset (read with the counts), and
+                    // no later than the point's time, which was taken first.
+                    let (snapshot, reset_at) = native.snapshot_since();
                     let created = u64::from(series.created_unix_secs()) * 1_000_000_000;
-                    let start = native.last_reset().map_or(created, |at| created.max(unix_nanos(at)));
+                    let start = reset_at.map_or(created, |at| created.max(unix_nanos(at))).min(points.now);
                     data.message(field::DATA_POINTS, |point| {
                         attributes(point, field::EXPONENTIAL_ATTRIBUTES, series);
-                        exponential_point(point, start, points.now, &native.snapshot());
-                        for exemplar in histogram.native_exemplars(clock) {
-                            point.message(field::EXPONENTIAL_EXEMPLARS, |e| exemplar_fields(e, &exemplar));
+                        exponential_point(point, start, points.now, &snapshot);
+                        // Exemplars from before a reset belong to counts no
+                        // longer sent.
+                        let since_start = |exemplar: &Exemplar| {
+                            u64::try_from(exemplar.timestamp.as_nanos()).unwrap_or(u64::MAX) >= start
+                        };
+                        for exemplar in histogram.native_exemplars(clock).iter().filter(|e| since_start(e)) {
+                            point.message(field::EXPONENTIAL_EXEMPLARS, |e| exemplar_fields(e, exemplar));
                         }
                     });
                 }
@@ -569,9 +576,7 @@ impl Grouped<'_> {
             below = *total;
         }
         let bounds = buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect();
-        // OTLP leaves the sum out once negative values may have been recorded.
-        let negative = buckets.first().is_some_and(|(le, _)| *le < 0.0);
-        let sum = self.sum.filter(|sum| *sum >= 0.0 && !negative);
+        let sum = self.sum.and_then(|sum| sum_to_send(sum, buckets.first().is_some_and(|(le, _)| *le < 0.0)));
         Some(FacadeHistogram { count: count as u64, sum, buckets: per_bucket, bounds })
     }
 }
@@ -701,7 +706,14 @@ mod tests {
         assert!(by > 0 && counts.len() as i64 <= MAX_EXPONENTIAL_SPAN, "scale {scale}, {} buckets", counts.len());
         assert!(counts.len() as i64 > MAX_EXPONENTIAL_SPAN / 2, "not coarser than needed: {} buckets", counts.len());
         assert_eq!(counts.iter().sum::<u64>(), 12);
-        assert_eq!(offset + 1, i64::from(coarser(-255_000, by)));
+        // Where the first bucket's upper bound falls at the scale sent.
+        assert_eq!(
+            offset + 1,
+            i64::from(crate::registry::native::bucket_index(
+                crate::registry::native::upper_bound(-255_000, 8),
+                scale as i32
+            ))
+        );
         assert_eq!(counts.first(), Some(&7), "the two neighbours in one bucket");
         assert_eq!(counts.last(), Some(&5));
     }

@@ -647,10 +647,14 @@ impl NativeHistogram {
                     // down) always checks. SeqCst, with the key count's add
                     // and `limit`'s store and load: this sees its new
                     // `check_at`, or it sees this key.
+                    // `check_at` before the schema: a `check_at` stored for a
+                    // lower schema's table comes with that schema.
                     Some(
-                        created
-                            && (self.schema.load(Ordering::Relaxed) != schema
-                                || table.keys.load(Ordering::SeqCst) > self.check_at.load(Ordering::SeqCst)),
+                        created && {
+                            let check_at = self.check_at.load(Ordering::SeqCst);
+                            self.schema.load(Ordering::Acquire) != schema
+                                || table.keys.load(Ordering::SeqCst) > check_at
+                        },
                     )
                 }) {
                     Some(over) => over,
@@ -787,9 +791,16 @@ impl NativeHistogram {
     /// sum may hold an observation whose bucket it does not yet, as a classic
     /// histogram's may.
     pub fn snapshot(&self) -> NativeSnapshot {
-        let _control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        self.snapshot_since().0
+    }
+
+    /// A reading, with when the counts in it begin if the histogram ever
+    /// reset (see [`last_reset`](Self::last_reset)), both taken at once: no
+    /// reset falls between them.
+    pub fn snapshot_since(&self) -> (NativeSnapshot, Option<SystemTime>) {
+        let control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         let (schema, zero_threshold) = self.resolution();
-        read(self.hot(), schema, zero_threshold)
+        (read(self.hot(), schema, zero_threshold), control.reset_at)
     }
 
     /// How many times it reset itself to stay within the bucket limit.
