@@ -642,13 +642,13 @@ impl NativeHistogram {
             Place::Bucket(index, negative) => {
                 match generation.table(schema).and_then(|table| {
                     let created = table.add(index, negative, 1)?;
-                    // `check_at` counts the current table's keys: a bucket
+                    // `check_at` counts the current table's keys, so a bucket
                     // made in another (placed just before the schema went
-                    // down) always checks. SeqCst, with the key count's add
-                    // and `limit`'s store and load: this sees its new
-                    // `check_at`, or it sees this key.
-                    // `check_at` before the schema: a `check_at` stored for a
-                    // lower schema's table comes with that schema.
+                    // down) always checks; `check_at` is read first, so one
+                    // stored for a lower schema's table comes with that
+                    // schema. SeqCst, with the key count's add and `limit`'s
+                    // store and load: this sees its new `check_at`, or it
+                    // sees this key.
                     Some(
                         created && {
                             let check_at = self.check_at.load(Ordering::SeqCst);
