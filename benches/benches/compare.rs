@@ -458,21 +458,27 @@ fn labels_of(i: usize) -> (String, String) {
     (format!("agent-{}", i % 100), format!("method-{i}"))
 }
 
-/// `n` counter series; `traced` gives each an exemplar (as traced calls would),
-/// which OpenMetrics renders.
-fn mesh_counters(n: usize, traced: bool) -> Registry {
+/// A registry whose guard admits every series (the renders are measured over
+/// all of them), with one family of `kind` with `SERIES_LABELS`.
+fn registry_with_family(
+    name: &'static str,
+    kind: MetricKind,
+    layout: Option<Layout>,
+) -> (Registry, std::sync::Arc<mesh_metrics::registry::Family>) {
     let registry = Registry::new();
     registry.set_policy(
         mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
     );
-    let descriptor = Descriptor {
-        name: "render_requests_total".into(),
-        help: "Requests".into(),
-        kind: MetricKind::Counter,
-        label_names: SERIES_LABELS.into(),
-        unit: None,
-    };
-    let family = registry.family(&descriptor).expect("family");
+    let descriptor =
+        Descriptor { name: name.into(), help: "Render".into(), kind, label_names: SERIES_LABELS.into(), unit: None };
+    let family = registry.family_with_layout(&descriptor, layout).expect("family");
+    (registry, family)
+}
+
+/// `n` counter series; `traced` gives each an exemplar (as traced calls would),
+/// which OpenMetrics renders.
+fn mesh_counters(n: usize, traced: bool) -> Registry {
+    let (registry, family) = registry_with_family("render_requests_total", MetricKind::Counter, None);
     for i in 0..n {
         let (agent, method) = labels_of(i);
         if let Cell::Counter(counter) =
@@ -485,18 +491,8 @@ fn mesh_counters(n: usize, traced: bool) -> Registry {
 }
 
 fn mesh_histograms(n: usize) -> Registry {
-    let registry = Registry::new();
-    registry.set_policy(
-        mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
-    );
-    let descriptor = Descriptor {
-        name: "render_duration_seconds".into(),
-        help: "Latency".into(),
-        kind: MetricKind::Histogram,
-        label_names: SERIES_LABELS.into(),
-        unit: None,
-    };
-    let family = registry.family_with_layout(&descriptor, Some(Layout::new(&BOUNDS).expect("layout"))).expect("family");
+    let layout = Layout::new(&BOUNDS).expect("layout");
+    let (registry, family) = registry_with_family("render_duration_seconds", MetricKind::Histogram, Some(layout));
     for i in 0..n {
         let (agent, method) = labels_of(i);
         let make = |layout: &std::sync::Arc<Layout>| Cell::Histogram(MeshHistogram::new(layout.clone()));
@@ -510,19 +506,9 @@ fn mesh_histograms(n: usize) -> Registry {
 
 /// `n` native-only histogram series, each with observations over 40 buckets.
 fn mesh_native_histograms(n: usize) -> Registry {
-    let registry = Registry::new();
-    registry.set_policy(
-        mesh_metrics::guard::CardinalityPolicy::default().default_limit(mesh_metrics::guard::Limit::Unlimited),
-    );
-    let descriptor = Descriptor {
-        name: "render_native_duration_seconds".into(),
-        help: "Latency".into(),
-        kind: MetricKind::Histogram,
-        label_names: SERIES_LABELS.into(),
-        unit: None,
-    };
     let layout = Layout::native_only(*mesh_metrics::NativeHistograms::new().config());
-    let family = registry.family_with_layout(&descriptor, Some(layout)).expect("family");
+    let (registry, family) =
+        registry_with_family("render_native_duration_seconds", MetricKind::Histogram, Some(layout));
     for i in 0..n {
         let (agent, method) = labels_of(i);
         let make = |layout: &std::sync::Arc<Layout>| Cell::Histogram(MeshHistogram::new(layout.clone()));

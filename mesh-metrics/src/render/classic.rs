@@ -37,13 +37,7 @@ pub(crate) fn render(
         let descriptor = family.descriptor();
         let name = &*descriptor.name;
         let owned = if descriptor.kind == MetricKind::Histogram { HISTOGRAM_SAMPLES } else { &[] };
-        if !claimed.claim(name, owned) {
-            if wanted(name) {
-                skipped.push(name.to_owned());
-            }
-            continue;
-        }
-        if !wanted(name) {
+        if !claimed.admit(name, (name, owned), wanted, &mut skipped) {
             continue;
         }
         let names = &*descriptor.label_names;

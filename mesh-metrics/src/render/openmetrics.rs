@@ -40,6 +40,27 @@ impl Claimed {
         self.0.extend(names);
         true
     }
+
+    /// Whether a render writes the family named `family`, whose sample names
+    /// are `name` and `name` with each of `suffixes`. They are claimed whether
+    /// it is asked for or not (which family owns a name must not depend on
+    /// the filter); if another family took one, this one is left out, and
+    /// named in `skipped` when it was asked for.
+    pub(crate) fn admit(
+        &mut self,
+        family: &str,
+        (name, suffixes): (&str, &[&str]),
+        wanted: &dyn Fn(&str) -> bool,
+        skipped: &mut Vec<String>,
+    ) -> bool {
+        if !self.claim(name, suffixes) {
+            if wanted(family) {
+                skipped.push(family.to_owned());
+            }
+            return false;
+        }
+        wanted(family)
+    }
 }
 
 /// The sample-name suffixes a family of each OpenMetrics type owns.
@@ -78,15 +99,7 @@ pub(crate) fn render(
         }
         let descriptor = family.descriptor();
         let (exposed_name, kind, suffixes) = exposed(&descriptor.name, descriptor.kind);
-        // Claimed whether asked for or not: which family owns a sample name
-        // must not depend on the filter.
-        if !claimed.claim(exposed_name, suffixes) {
-            if wanted(&descriptor.name) {
-                skipped.push(descriptor.name.to_string());
-            }
-            continue;
-        }
-        if !wanted(&descriptor.name) {
+        if !claimed.admit(&descriptor.name, (exposed_name, suffixes), wanted, &mut skipped) {
             continue;
         }
         header(out, exposed_name, &descriptor.help, kind);
