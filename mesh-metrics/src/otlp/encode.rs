@@ -25,7 +25,7 @@ use crate::proto::Writer;
 use crate::registry::native::{MIN_SCHEMA, NativeSnapshot, coarser};
 use crate::registry::{Cell, Family, MetricKind};
 use crate::render::classic;
-use crate::render::from_classic::{self, Grouped, Sample, grouped, sample};
+use crate::render::from_classic::{self, Grouped, Sample, WholeHistogram, grouped, sample};
 
 /// What every request carries besides the metrics.
 #[derive(Debug, Clone)]
@@ -560,23 +560,17 @@ impl Grouped<'_> {
     /// missing, they disagree, or the cumulative counts go down or are not
     /// finite.
     fn histogram(&self) -> Option<FacadeHistogram> {
-        let mut buckets: Vec<(f64, f64)> = self.buckets.iter().copied().collect::<Option<_>>()?;
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let count = self.count?;
-        if buckets.last().map(|(le, total)| (*le, *total)) != Some((f64::INFINITY, count)) {
-            return None;
-        }
-        let mut below = 0.0;
-        let mut per_bucket = Vec::with_capacity(buckets.len());
-        for (_, total) in &buckets {
-            if !total.is_finite() || *total < below {
-                return None;
-            }
-            per_bucket.push((total - below) as u64);
-            below = *total;
-        }
+        let WholeHistogram { count, sum, buckets } = self.whole_histogram()?;
+        let per_bucket = buckets
+            .iter()
+            .scan(0.0, |below, (_, total)| {
+                let bucket = (total - *below) as u64;
+                *below = *total;
+                Some(bucket)
+            })
+            .collect();
         let bounds = buckets.iter().map(|(le, _)| *le).filter(|le| le.is_finite()).collect();
-        let sum = self.sum.and_then(|sum| sum_to_send(sum, buckets.first().is_some_and(|(le, _)| *le < 0.0)));
+        let sum = sum.and_then(|sum| sum_to_send(sum, buckets.first().is_some_and(|(le, _)| *le < 0.0)));
         Some(FacadeHistogram { count: count as u64, sum, buckets: per_bucket, bounds })
     }
 }

@@ -230,6 +230,45 @@ pub(crate) struct Grouped<'a> {
     pub(crate) sum: Option<f64>,
 }
 
+/// A histogram series read whole (see [`Grouped::whole_histogram`]).
+pub(crate) struct WholeHistogram {
+    /// `_count`, equal to the `+Inf` bucket's.
+    pub(crate) count: f64,
+    pub(crate) sum: Option<f64>,
+    /// `(le, cumulative count)` by bound, the last `+Inf`.
+    pub(crate) buckets: Vec<(f64, f64)>,
+}
+
+impl Grouped<'_> {
+    /// The series as a whole histogram, or `None` if a bucket's `le` is not
+    /// a number, the `+Inf` bucket or `_count` is missing, they disagree, or
+    /// the cumulative counts go down or are not finite: a reader would get a
+    /// count missing or wrong.
+    pub(crate) fn whole_histogram(&self) -> Option<WholeHistogram> {
+        let mut buckets: Vec<(f64, f64)> = self.buckets.iter().copied().collect::<Option<_>>()?;
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let count = self.count?;
+        if buckets.last().map(|(le, total)| (*le, *total)) != Some((f64::INFINITY, count)) {
+            return None;
+        }
+        let mut below = 0.0;
+        for (_, total) in &buckets {
+            if !total.is_finite() || *total < below {
+                return None;
+            }
+            below = *total;
+        }
+        Some(WholeHistogram { count, sum: self.sum, buckets })
+    }
+
+    /// A summary series' `_count`, or `None` if it is missing or not a whole
+    /// number at or above zero (a summary's count has no `_float` form in
+    /// protobuf).
+    pub(crate) fn whole_summary_count(&self) -> Option<u64> {
+        self.count.filter(|count| count.fract() == 0.0 && (0.0..u64::MAX as f64).contains(count)).map(|c| c as u64)
+    }
+}
+
 /// Groups a histogram's or summary's samples by their labels (less `le` and
 /// `quantile`), in the order they first appear.
 pub(crate) fn grouped<'a>(family: &str, samples: &'a [Sample]) -> Vec<Grouped<'a>> {

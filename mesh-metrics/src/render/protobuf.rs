@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use super::GlobalLabels;
 use super::classic::{HISTOGRAM_SAMPLES, SUMMARY_SAMPLES};
-use super::from_classic::{Block, Grouped, Sample, blocks, grouped, sample, unescape_help};
+use super::from_classic::{Block, Grouped, Sample, WholeHistogram, blocks, grouped, sample, unescape_help};
 use super::openmetrics::Claimed;
 use crate::exemplar::Exemplar;
 use crate::proto::Writer;
@@ -55,6 +55,7 @@ mod field {
         pub(crate) const COUNT: u32 = 1;
         pub(crate) const SUM: u32 = 2;
         pub(crate) const BUCKET: u32 = 3;
+        pub(crate) const COUNT_FLOAT: u32 = 4;
         pub(crate) const SCHEMA: u32 = 5;
         pub(crate) const ZERO_THRESHOLD: u32 = 6;
         pub(crate) const ZERO_COUNT: u32 = 7;
@@ -134,14 +135,6 @@ pub(crate) enum LeftOut {
     Unreadable,
 }
 
-/// Claims a family's sample names as the classic text format does.
-fn claim(claimed: &mut Claimed, name: &str, kind: MetricKind) -> bool {
-    match kind {
-        MetricKind::Histogram => claimed.claim(name, HISTOGRAM_SAMPLES),
-        MetricKind::Counter | MetricKind::Gauge => claimed.claim(name, &[]),
-    }
-}
-
 fn registry_families(
     out: &mut Writer,
     families: &[Arc<Family>],
@@ -158,13 +151,9 @@ fn registry_families(
             continue;
         }
         let descriptor = family.descriptor();
-        if !claim(claimed, &descriptor.name, descriptor.kind) {
-            if wanted(&descriptor.name) {
-                skipped.push(descriptor.name.to_string());
-            }
-            continue;
-        }
-        if !wanted(&descriptor.name) {
+        // Sample names claimed as the classic text format claims them.
+        let owned = if descriptor.kind == MetricKind::Histogram { HISTOGRAM_SAMPLES } else { &[] };
+        if !claimed.admit(&descriptor.name, (&descriptor.name, owned), wanted, &mut skipped) {
             continue;
         }
         let names = &*descriptor.label_names;
@@ -360,6 +349,16 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
     // reported) rather than sending it with a count missing.
     let samples: Option<Vec<Sample>> = block.samples.iter().map(|line| sample(line)).collect();
     let Some(samples) = samples else { return Err(LeftOut::Unreadable) };
+    // So does a histogram or summary series that is not whole (a bucket or
+    // `_count` missing or inconsistent, a summary count that is not whole).
+    let whole = match kind {
+        Type::Histogram => grouped(block.name, &samples).iter().all(|group| group.whole_histogram().is_some()),
+        Type::Summary => grouped(block.name, &samples).iter().all(|group| group.whole_summary_count().is_some()),
+        Type::Counter | Type::Gauge | Type::Untyped => true,
+    };
+    if !whole {
+        return Err(LeftOut::Unreadable);
+    }
     let owns = |sample: &Sample| {
         sample.name.strip_prefix(base).is_some_and(|suffix| suffix.is_empty() || suffixes.contains(&suffix))
     };
@@ -381,10 +380,10 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
                         for (name, value) in group.labels.iter().filter(|(name, _)| name != special) {
                             label(metric, name, value);
                         }
-                        if kind == Type::Histogram {
-                            metric.message(field::metric::HISTOGRAM, |out| facade_histogram(out, &group));
-                        } else {
-                            metric.message(field::metric::SUMMARY, |out| facade_summary(out, &group));
+                        if let Some(histogram) = group.whole_histogram().filter(|_| kind == Type::Histogram) {
+                            metric.message(field::metric::HISTOGRAM, |out| facade_histogram(out, &histogram));
+                        } else if let Some(count) = group.whole_summary_count().filter(|_| kind == Type::Summary) {
+                            metric.message(field::metric::SUMMARY, |out| facade_summary(out, &group, count));
                         }
                     });
                 }
@@ -409,33 +408,24 @@ fn facade_family(out: &mut Writer, block: &Block<'_>, claimed: &mut Claimed, wri
     Ok(())
 }
 
-/// A facade histogram series: its count, sum and finite buckets (`+Inf` is
-/// implied by the count; a bucket whose `le` is not a number is left out).
-fn facade_histogram(out: &mut Writer, group: &Grouped<'_>) {
-    if let Some(count) = group.count {
-        count_field(out, field::histogram::COUNT, None, count);
-    }
-    if let Some(sum) = group.sum {
+/// A facade histogram series, read whole: its count, sum and finite buckets
+/// (`+Inf` is implied by the count).
+fn facade_histogram(out: &mut Writer, histogram: &WholeHistogram) {
+    count_field(out, field::histogram::COUNT, field::histogram::COUNT_FLOAT, histogram.count);
+    if let Some(sum) = histogram.sum {
         out.double(field::histogram::SUM, sum);
     }
-    for (bound, cumulative) in group.buckets.iter().flatten().filter(|(bound, _)| bound.is_finite()) {
+    for (bound, cumulative) in histogram.buckets.iter().filter(|(bound, _)| bound.is_finite()) {
         out.message(field::histogram::BUCKET, |bucket| {
-            count_field(
-                bucket,
-                field::bucket::CUMULATIVE_COUNT,
-                Some(field::bucket::CUMULATIVE_COUNT_FLOAT),
-                *cumulative,
-            );
+            count_field(bucket, field::bucket::CUMULATIVE_COUNT, field::bucket::CUMULATIVE_COUNT_FLOAT, *cumulative);
             bucket.double(field::bucket::UPPER_BOUND, *bound);
         });
     }
 }
 
-/// A facade summary series: its count, sum and quantiles.
-fn facade_summary(out: &mut Writer, group: &Grouped<'_>) {
-    if let Some(count) = group.count {
-        count_field(out, field::summary::COUNT, None, count);
-    }
+/// A facade summary series: its (whole) count, sum and quantiles.
+fn facade_summary(out: &mut Writer, group: &Grouped<'_>, count: u64) {
+    out.uint_present(field::summary::COUNT, count);
     if let Some(sum) = group.sum {
         out.double(field::summary::SUM, sum);
     }
@@ -447,12 +437,13 @@ fn facade_summary(out: &mut Writer, group: &Grouped<'_>) {
     }
 }
 
-/// A count: whole counts as `uint64`; anything else in the `_float` field
-/// where the message has one (a summary's count has none: rounded down).
-fn count_field(out: &mut Writer, whole: u32, float: Option<u32>, value: f64) {
-    match float {
-        Some(float) if value.fract() != 0.0 || !(0.0..u64::MAX as f64).contains(&value) => out.double(float, value),
-        _ => out.uint_present(whole, value.max(0.0) as u64),
+/// A count read whole (finite, at or above zero): whole counts as `uint64`,
+/// anything else in the message's `_float` field.
+fn count_field(out: &mut Writer, whole: u32, float: u32, value: f64) {
+    if value.fract() != 0.0 || !(0.0..u64::MAX as f64).contains(&value) {
+        out.double(float, value);
+    } else {
+        out.uint_present(whole, value as u64);
     }
 }
 
@@ -477,6 +468,22 @@ mod tests {
         assert_eq!(skipped, vec![("jobs_total".to_owned(), LeftOut::Unreadable)]);
         let has = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
         assert!(has(b"depth") && !has(b"jobs_total"), "the family it can read is sent, the other is not");
+    }
+
+    #[test]
+    fn a_facade_histogram_or_summary_that_is_not_whole_is_left_out_and_said_why() {
+        let facade = "# TYPE no_count histogram\nno_count_bucket{le=\"1\"} 1\nno_count_bucket{le=\"+Inf\"} 2\n\
+                      no_count_sum 1.5\n\
+                      # TYPE going_down histogram\ngoing_down_bucket{le=\"1\"} 3\ngoing_down_bucket{le=\"+Inf\"} 2\n\
+                      going_down_sum 1\ngoing_down_count 2\n\
+                      # TYPE half summary\nhalf{quantile=\"0.5\"} 1\nhalf_sum 1\nhalf_count 2.5\n\
+                      # TYPE fine histogram\nfine_bucket{le=\"1\"} 1\nfine_bucket{le=\"+Inf\"} 2\nfine_sum 1.5\n\
+                      fine_count 2\n";
+        let (bytes, skipped) = document(&[], &GlobalLabels::default(), Some(facade), &|_| true);
+        let unreadable = |name: &str| (name.to_owned(), LeftOut::Unreadable);
+        assert_eq!(skipped, vec![unreadable("no_count"), unreadable("going_down"), unreadable("half")]);
+        let has = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+        assert!(has(b"fine") && !has(b"no_count") && !has(b"going_down") && !has(b"half"));
     }
 
     #[test]
