@@ -214,7 +214,17 @@ fn under_concurrent_observations_the_count_sent_is_the_native_buckets_sum() {
             let native = metrics_proto::Histogram::native_buckets(&histogram.positive_span, &histogram.positive_delta)
                 .expect("spans and deltas agree");
             let buckets: u64 = native.values().sum::<u64>() + histogram.zero_count.unwrap_or(0);
+            // True by construction (a reading's count is its buckets' sum),
+            // kept as the decoder's check of spans, deltas and zero bucket.
             assert_eq!(histogram.sample_count, buckets, "the count is the native buckets' sum");
+            // The sum holds the observations counted (each at least 1 µs,
+            // under 0.21 s), give or take one being recorded per writer.
+            let count = histogram.sample_count as f64;
+            assert!(
+                histogram.sample_sum >= (count - 2.0).max(0.0) * 1e-6 && histogram.sample_sum <= (count + 2.0) * 0.21,
+                "sum {} for {count} observations",
+                histogram.sample_sum
+            );
             for bucket in &histogram.bucket {
                 assert!(bucket.cumulative_count <= histogram.sample_count, "a classic bucket past the count");
             }

@@ -68,7 +68,8 @@ async fn prometheus_gets_every_family_in_protobuf_with_native_durations() {
     let snapshot = mesh_metrics::snapshot();
     let requests = family(&families, "mcp_mesh_requests_total");
     assert_eq!(requests.kind, 0);
-    for status in ["success", "error"] {
+    // The calls above: 0 ms is an error, the others succeed.
+    for (status, calls) in [("success", 3.0), ("error", 1.0)] {
         let labels = [("agent", "proto-agent"), ("method", "lookup"), ("status", status)];
         let decoded = requests
             .metric
@@ -77,6 +78,7 @@ async fn prometheus_gets_every_family_in_protobuf_with_native_durations() {
             .and_then(|m| m.counter.as_ref())
             .map(|c| c.value);
         assert_eq!(decoded, Some(snapshot.value("mcp_mesh_requests_total", &labels)), "{status}");
+        assert_eq!(decoded, Some(calls), "{status}: the calls made");
     }
 
     // The duration: native only, every call in its bucket.

@@ -56,7 +56,9 @@ fn scrape() -> HashMap<String, f64> {
 }
 
 fn sample(samples: &HashMap<String, f64>, name: &str, labels: &str) -> f64 {
-    samples.get(&format!("{name}{{{labels}}}")).copied().unwrap_or(0.0)
+    // A missing series is a failure, not a 0.
+    let key = format!("{name}{{{labels}}}");
+    samples.get(&key).copied().unwrap_or_else(|| panic!("no sample {key} in the scrape"))
 }
 
 #[test]

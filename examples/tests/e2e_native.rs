@@ -49,6 +49,7 @@ fn prometheus_2_42_answers_quantiles_over_the_demos_native_histograms() {
         let result = query(api_addr, &format!("histogram_count(rate({forecast}[1m]))"));
         result.first().and_then(number).filter(|rate| *rate > 0.0)
     });
+    // `eventually` fails the test if the rate never rises above 0.
     assert!(count > 0.0);
     // The demo sends classic buckets alongside (its text formats show them),
     // but Prometheus 2.42 ingests a histogram with native buckets as native

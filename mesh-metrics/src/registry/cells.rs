@@ -19,7 +19,7 @@ use crate::trace::TraceId;
 /// the exemplar slot) the first time one is needed, so the common case never
 /// pays for a compare-and-swap and a counter series stays small.
 ///
-/// A [`striped`](Self::striped) counter (an instrumented fn's status counter)
+/// A striped counter (an instrumented fn's status counter)
 /// also has a shard per core for the increments of its call sites, so that
 /// threads counting the same calls do not share a cache line.
 #[derive(Debug, Default)]
@@ -722,7 +722,10 @@ mod tests {
         assert_eq!(sum, expected_nanos as f64 / 1e9);
         assert_eq!(counter.get(), 60_000.0);
         assert_eq!(in_flight.get(), 0);
-        assert!(in_flight.shards.iter().all(|shard| shard.load(Relaxed) == 0), "no shard went below zero");
+        assert!(
+            in_flight.shards.iter().all(|shard| shard.load(Relaxed) == 0),
+            "each thread exits the shard it entered: none is left off zero at rest"
+        );
     }
 
     #[test]
