@@ -49,7 +49,7 @@ pub const MIN_SCHEMA: i32 = -4;
 /// The finest schema: 256 buckets per power of two.
 pub const MAX_SCHEMA: i32 = 8;
 
-/// How a native histogram is kept: see [`NativeHistograms`](crate::NativeHistograms)
+/// How a native histogram is kept: see [`crate::NativeHistograms`]
 /// for the settings as users give them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NativeConfig {
@@ -295,6 +295,10 @@ pub struct NativeHistogram {
     /// The current table's key count past which the histogram may hold more
     /// buckets than its limit (each new key adds at most one bucket).
     check_at: AtomicU32,
+    /// How often a reset found observations it drops unfinished and waited:
+    /// what a test watches instead of giving a reset time to go on.
+    #[cfg(test)]
+    reset_waits: AtomicU64,
     control: Mutex<Control>,
     config: NativeConfig,
 }
@@ -545,7 +549,12 @@ fn place(value: f64, schema: i32, zero_threshold: f64) -> Place {
 }
 
 impl NativeHistogram {
-    /// An empty native histogram kept as `config` says.
+    /// An empty native histogram kept as `config` says. `config` is taken as
+    /// given: the schema is clamped to [`MIN_SCHEMA`]..=[`MAX_SCHEMA`],
+    /// `max_buckets` is at least 1, and a zero threshold that is negative or
+    /// not finite is 0. Settings users give go through
+    /// [`crate::NativeHistograms`], which the exporter
+    /// checks and refuses with a message instead.
     pub fn new(config: NativeConfig) -> Self {
         let config = NativeConfig {
             schema: config.schema.clamp(MIN_SCHEMA, MAX_SCHEMA),
@@ -560,6 +569,8 @@ impl NativeHistogram {
             schema: AtomicI32::new(config.schema),
             zero_threshold_bits: AtomicU64::new(config.zero_threshold.to_bits()),
             check_at: AtomicU32::new(config.max_buckets),
+            #[cfg(test)]
+            reset_waits: AtomicU64::new(0),
             control: Mutex::new(Control { last_reset: Instant::now(), reset_at: None, resets: 0, started_before: 0 }),
             config,
         }
@@ -773,6 +784,8 @@ impl NativeHistogram {
         // instructions.
         let mut spins = 0u32;
         while old.finished() < started {
+            #[cfg(test)]
+            self.reset_waits.fetch_add(1, Ordering::SeqCst);
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -1294,17 +1307,18 @@ mod tests {
                 histogram.observe(2.0); // a second bucket: over the limit of 1
                 reset.store(true, Ordering::SeqCst);
             });
-            // Once the reset has made the other generation hot, it has only
-            // to wait: give it time to go on if it would.
-            while histogram.count_and_hot.load(Ordering::SeqCst) & HOT_BIT == started & HOT_BIT {
+            // Until the reset is seen waiting, it must not have gone on; once
+            // it waits, it cannot go on before this observation finishes.
+            while histogram.reset_waits.load(Ordering::SeqCst) == 0 {
+                assert!(!reset.load(Ordering::SeqCst), "the reset went on before an observation it drops had finished");
                 std::thread::yield_now();
             }
-            std::thread::sleep(Duration::from_millis(100));
             assert!(!reset.load(Ordering::SeqCst), "the reset went on before an observation it drops had finished");
             assert_eq!(unfinished.finished(), 2, "the generation it drops was emptied while being written to");
             unfinished.zero_count.fetch_add(1, Ordering::Release); // it finishes
             resetter.join().expect("resetter");
         });
+        assert_eq!(unfinished.finished(), 0, "emptied once every observation on it had finished");
         assert_eq!(histogram.resets(), 1);
         let snapshot = histogram.snapshot();
         assert_eq!((snapshot.count, snapshot.positive.len()), (1, 1), "the trigger, recorded again: {snapshot:?}");
