@@ -5,7 +5,7 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use super::{crate_value, nested, runtime, string_value};
+use super::{crate_value, nested, once, runtime, string_value};
 use crate::names::{self, Errors, unraw};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,8 +64,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
                      e.g. \"mcp_mesh_business\"",
                 ));
             }
-            prefix = Some(value);
-            Ok(())
+            once(&mut prefix, value, meta)
         } else {
             Err(meta.error("#[metrics(...)] takes `prefix = \"...\"` and `crate = path`"))
         }
@@ -88,17 +87,17 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         let mut native: Option<syn::Path> = None;
         nested(&field.attrs, "metric", &mut errors, |meta| {
             if meta.path.is_ident("name") {
-                explicit = Some(string_value(meta)?);
+                once(&mut explicit, string_value(meta)?, meta)?;
             } else if meta.path.is_ident("unit") {
-                unit = Some(string_value(meta)?);
+                once(&mut unit, string_value(meta)?, meta)?;
             } else if meta.path.is_ident("buckets") {
                 let array: syn::ExprArray = meta.value()?.parse()?;
-                buckets = Some((array.to_token_stream(), bounds(&array)?));
+                once(&mut buckets, (array.to_token_stream(), bounds(&array)?), meta)?;
             } else if meta.path.is_ident("native") {
                 if meta.input.peek(syn::Token![=]) {
                     return Err(meta.error("`native` takes no value: write `#[metric(native)]`"));
                 }
-                native = Some(meta.path.clone());
+                once(&mut native, meta.path.clone(), meta)?;
             } else {
                 return Err(meta
                     .error("#[metric(...)] takes `name = \"...\"`, `unit = \"...\"`, `buckets = [...]` and `native`"));

@@ -38,6 +38,17 @@ pub(crate) fn nested(
 }
 
 /// The string literal after `key =`.
+/// Sets `slot` to `value` for the key `meta` names, or refuses a key given
+/// twice (which value was meant cannot be known).
+pub(crate) fn once<T>(slot: &mut Option<T>, value: T, meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if slot.is_some() {
+        let key = meta.path.get_ident().map_or_else(String::new, ToString::to_string);
+        return Err(meta.error(format!("`{key}` is given twice in this attribute; give each key once")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
 pub(crate) fn string_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::LitStr> {
     let value = meta.value()?;
     let expr: syn::Expr = value.parse()?;
